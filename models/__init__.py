@@ -1,0 +1,21 @@
+"""SQLModel tables and their Create/Update/Public shapes. Importing this package registers
+every table on ``SQLModel.metadata`` (Alembic and the tests rely on that)."""
+
+from models.audit import AuditChainHead, AuditEvent, AuditEventPublic
+from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
+from models.user import Role, User, UserCreate, UserPublic, UserUpdate
+
+__all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditEventPublic",
+    "Role",
+    "Team",
+    "TeamCreate",
+    "TeamPublic",
+    "TeamUpdate",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "UserUpdate",
+]

@@ -1,0 +1,55 @@
+"""Process-wide handles (settings, database) and the logged-in user of this session.
+
+The one place that uses ``st.cache_resource``: the engine is shared by every session of the
+process, the user is not."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from models.user import User
+from services.access import Actor
+from services.config import Settings, apply_process_defaults, get_settings
+from services.db import Database, upgrade_schema
+from services.portal_home import prepare_home
+
+log = logging.getLogger(__name__)
+
+USER_KEY = "portal_user"
+
+
+@st.cache_resource(show_spinner="Opening the portal database…")
+def _open_database(url: str) -> Database:
+    db = Database(url)
+    db.ping()
+    before, after = upgrade_schema(db)
+    if before != after:
+        log.info("portal database %s migrated from %s to %s", db.display_url, before, after)
+    return db
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def database() -> Database:
+    """The portal database, created or upgraded to the newest schema on first use."""
+    current = settings()
+    apply_process_defaults(current)
+    if current.uses_embedded_database:
+        prepare_home(current)
+    return _open_database(current.resolved_database_url)
+
+
+def current_user() -> User:
+    """The logged-in user, as loaded from the database at the start of this run."""
+    user: User | None = st.session_state.get(USER_KEY)
+    if user is None:
+        raise RuntimeError("no logged-in user: pages run only after app.py has authenticated")
+    return user
+
+
+def current_actor() -> Actor:
+    return Actor.of(current_user())

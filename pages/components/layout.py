@@ -1,0 +1,29 @@
+"""Page furniture: the header every page starts with and the sidebar's account box."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages.components.formatting import role_labels
+from pages.components.navigation import SPECS_BY_KEY
+
+
+def page_header(key: str) -> None:
+    spec = SPECS_BY_KEY[key]
+    st.title(spec.title, anchor=False)
+    st.caption(spec.caption)
+
+
+def not_available_yet(what: str, issue: int, bullets: list[str]) -> None:
+    """An honest placeholder for a capability that has not landed yet."""
+    st.info(
+        f"**{what} is not available yet.** It arrives with issue #{issue}. "
+        "Nothing on this page works until then.",
+        icon=":material/construction:",
+    )
+    st.markdown("What it will let you do:\n" + "\n".join(f"- {b}" for b in bullets))
+
+
+def account_summary(display_name: str, username: str, roles: list[str], team: str | None) -> None:
+    st.markdown(f"**{display_name}**  \n`{username}`")
+    st.caption(f"{role_labels(roles)} · {team or 'no team'}")

@@ -1,0 +1,34 @@
+"""Admin: users, teams, the audit log and what the portal runs on."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.components import admin_audit, admin_teams, admin_users
+from pages.components.context import current_actor, database, settings
+from pages.components.feedback import attempt, show_flash
+from pages.components.guard import page_user
+from services.system import system_status
+
+page_user("admin")
+show_flash()
+
+users_tab, teams_tab, audit_tab, system_tab = st.tabs(["Users", "Teams", "Audit log", "System"])
+with users_tab:
+    admin_users.render()
+with teams_tab:
+    admin_teams.render()
+with audit_tab:
+    admin_audit.render()
+with system_tab:
+    status = attempt(lambda: system_status(database(), settings(), actor=current_actor()))
+    if status is not None:
+        st.dataframe(
+            pd.DataFrame(status.rows, columns=["Setting", "In effect", "Source"]),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            "Change a setting through its PORTAL_* environment variable and restart the portal."
+        )

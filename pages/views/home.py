@@ -1,0 +1,65 @@
+"""Home: per role, what needs the user's attention."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from models.user import Role
+from pages.components.context import current_actor, database
+from pages.components.feedback import attempt
+from pages.components.guard import page_user
+from pages.components.navigation import SPECS_BY_KEY
+from services import attention
+
+ICONS = {"error": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}
+
+ROLE_NOTES = {
+    Role.DATA_SCIENTIST: (
+        "Data scientist",
+        "Your running jobs, finished runs and the state of your promotion requests will be "
+        "listed here once fine-tuning (#4) and promotions (#6) are available.",
+    ),
+    Role.APPROVER: (
+        "Approver",
+        "Promotion requests waiting for your decision will be listed here once promotions (#6) "
+        "are available.",
+    ),
+    Role.MANAGER: (
+        "Manager",
+        "Budget alerts and the month's spend by team will be shown here once usage and cost "
+        "reporting (#7) is available.",
+    ),
+}
+
+user = page_user("home")
+st.subheader(f"Welcome, {user.display_name}", anchor=False)
+
+if Role.ADMIN in user.roles:
+    overview = attempt(lambda: attention.admin_overview(database(), actor=current_actor()))
+    if overview is not None:
+        with st.container(horizontal=True):
+            st.metric("Active users", overview.active_users, border=True)
+            st.metric("Disabled users", overview.disabled_users, border=True)
+            st.metric("Teams", overview.teams, border=True)
+            st.metric("Audit events", f"{overview.audit_events:,}", border=True)
+        st.markdown("#### Needs your attention")
+        if not overview.items:
+            st.success(
+                "Nothing needs your attention: no locked accounts, every user has a team.",
+                icon=":material/check_circle:",
+            )
+        for item in overview.items:
+            with st.container(border=True):
+                st.markdown(f"{ICONS[item.severity]} **{item.title}**  \n{item.detail}")
+                if item.page:
+                    st.page_link(
+                        SPECS_BY_KEY[item.page].file,
+                        label="Open Admin",
+                        icon=":material/arrow_forward:",
+                    )
+
+for role, (title, note) in ROLE_NOTES.items():
+    if role in user.roles:
+        with st.container(border=True):
+            st.markdown(f"**As {title.lower()}**")
+            st.caption(note)

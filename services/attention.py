@@ -1,0 +1,92 @@
+"""What needs a user's attention, per role, for the Home page. Later capabilities add their
+items here (pending approvals, running jobs, budget alerts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlmodel import select
+
+from models.audit import AuditChainHead
+from models.team import Team
+from models.types import utcnow
+from models.user import User
+from services.access import Actor, require
+from services.db import Database
+from services.permissions import Permission
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    severity: Literal["info", "warning", "error"]
+    title: str
+    detail: str
+    page: str | None = None
+
+
+@dataclass(frozen=True)
+class AdminOverview:
+    active_users: int
+    disabled_users: int
+    teams: int
+    audit_events: int
+    items: list[AttentionItem] = field(default_factory=list)
+
+
+def _names(values: list[str], limit: int = 5) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def admin_overview(db: Database, *, actor: Actor) -> AdminOverview:
+    """Counts for the admin's Home page and the account problems worth a look."""
+    now = utcnow()
+    with db.read() as session:
+        require(session, actor, Permission.MANAGE_USERS)
+        people = session.exec(select(User)).all()
+        teams = session.exec(select(Team)).all()
+        head = session.get(AuditChainHead, 1)
+        audit_events = head.last_seq if head else 0
+    active = [u for u in people if not u.disabled]
+    locked = sorted(u.username for u in active if u.locked_until and u.locked_until > now)
+    teamless = sorted(u.username for u in active if u.team_id is None)
+    unbudgeted = sorted(t.name for t in teams if t.monthly_budget <= 0)
+    items: list[AttentionItem] = []
+    if locked:
+        items.append(
+            AttentionItem(
+                "error",
+                f"{len(locked)} locked account(s)",
+                f"Locked after failed logins: {_names(locked)}.",
+                "admin",
+            )
+        )
+    if teamless:
+        items.append(
+            AttentionItem(
+                "warning",
+                f"{len(teamless)} user(s) without a team",
+                f"Their usage cannot be charged to a team: {_names(teamless)}.",
+                "admin",
+            )
+        )
+    if unbudgeted:
+        items.append(
+            AttentionItem(
+                "info",
+                f"{len(unbudgeted)} team(s) without a budget",
+                f"No monthly budget set: {_names(unbudgeted)}.",
+                "admin",
+            )
+        )
+    if not teams:
+        items.append(
+            AttentionItem(
+                "info",
+                "No teams yet",
+                "Create teams so that models and costs have owners.",
+                "admin",
+            )
+        )
+    return AdminOverview(len(active), len(people) - len(active), len(teams), audit_events, items)

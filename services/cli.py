@@ -1,0 +1,240 @@
+"""``python -m services.cli``: the admin and automation entry point.
+
+Exit codes: 0 success, 1 a check or operation failed, 2 bad usage or bad input. Errors are one
+line on stderr. Passwords are never taken from argv: ``--password-stdin`` reads one line from
+standard input, otherwise an interactive prompt asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from models.user import Role, UserCreate
+from services import audit, demo, teams, users
+from services.access import Actor
+from services.config import apply_process_defaults, get_settings
+from services.db import Database, upgrade_schema
+from services.errors import ConfigurationError, PortalError, ValidationError
+from services.portal_home import cookie_key, prepare_home
+from services.validation import parse
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line usage: exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _database() -> Database:
+    settings = get_settings()
+    apply_process_defaults(settings)
+    if settings.uses_embedded_database:
+        prepare_home(settings)
+    db = Database(settings.resolved_database_url)
+    db.ping()
+    return db
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    apply_process_defaults(settings)
+    home = prepare_home(settings)
+    db = _database()
+    before, after = upgrade_schema(db)
+    state = "already up to date" if before == after else f"upgraded from {before or 'empty'}"
+    print(f"Portal database {db.display_url}: schema at revision {after} ({state}).")
+    if settings.cookie_key is None and settings.uses_embedded_database:
+        cookie_key(settings)
+        print(f"Login cookie key: kept in {home / 'cookie_key'} (mode 0600).")
+    if not args.skip_mlflow:
+        from services.tracking import ensure_tracking_store
+
+        print(f"MLflow tracking store: {ensure_tracking_store(settings)} ready.")
+    if users.needs_first_admin(db):
+        print(
+            "No administrator yet: open the portal, or run "
+            "`python -m services.cli users add NAME --role admin`."
+        )
+    return EXIT_OK
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError("--password-stdin was given but standard input is empty")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to prompt for a password: pass it on stdin with --password-stdin"
+        )
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat the password: "):
+        raise UsageError("the two passwords do not match")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    db = _database()
+    first = users.needs_first_admin(db)
+    roles = args.role or ([Role.ADMIN.value] if first else [])
+    if not roles:
+        raise UsageError("choose at least one --role")
+    team_id = teams.find_team(db, args.team).id if args.team else None
+    data = parse(
+        UserCreate,
+        {
+            "username": args.username,
+            "display_name": args.name or args.username,
+            "email": args.email,
+            "roles": roles,
+            "team_id": team_id,
+            "password": _read_password(args),
+        },
+    )
+    if first and Role.ADMIN.value in data.roles:
+        created = users.create_first_admin(db, data=data)
+    else:
+        created = users.create_user(db, actor=Actor.command_line(), data=data)
+    print(f"Created user {created.username} ({', '.join(created.roles)}).")
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    people = users.list_users(_database(), actor=Actor.command_line())
+    if args.json:
+        print(json.dumps([p.model_dump(mode="json") for p in people], indent=2))
+        return EXIT_OK
+    print(f"{'USERNAME':<24} {'NAME':<24} {'ROLES':<34} {'TEAM':<16} STATUS")
+    for p in people:
+        status = "disabled" if p.disabled else ("locked" if p.locked_until else "active")
+        print(
+            f"{p.username:<24} {p.display_name[:24]:<24} {','.join(p.roles):<34} "
+            f"{(p.team_name or '-')[:16]:<16} {status}"
+        )
+    return EXIT_OK
+
+
+def _set_disabled(disabled: bool) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        db = _database()
+        user = users.get_user(db, actor=Actor.command_line(), username=args.username)
+        users.set_disabled(db, actor=Actor.command_line(), user_id=user.id, disabled=disabled)
+        print(f"{'Disabled' if disabled else 'Enabled'} {user.username}.")
+        return EXIT_OK
+
+    return run
+
+
+def cmd_users_unlock(args: argparse.Namespace) -> int:
+    db = _database()
+    user = users.get_user(db, actor=Actor.command_line(), username=args.username)
+    users.unlock(db, actor=Actor.command_line(), user_id=user.id)
+    print(f"Unlocked {user.username}.")
+    return EXIT_OK
+
+
+def cmd_demo_seed(args: argparse.Namespace) -> int:
+    db = _database()
+    created = demo.seed(db)
+    if not created.new_users:
+        print("The demo organisation is already there; no new users were created.")
+    else:
+        print("Demo users (the passwords are shown only this once):")
+        for username, roles, password in created.new_users:
+            print(f"  {username:<16} {roles:<34} {password}")
+    print(f"Teams: {', '.join(created.teams)}.")
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    report = audit.verify_chain(_database(), actor=Actor.command_line())
+    print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m services.cli", description="AI Ops Portal administration.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = sub.add_parser("init", help="create or upgrade the portal database (idempotent)")
+    init.add_argument("--skip-mlflow", action="store_true", help="do not prepare the MLflow store")
+    init.set_defaults(run=cmd_init)
+
+    users_cmd = sub.add_parser("users", help="manage portal users")
+    users_sub = users_cmd.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    add = users_sub.add_parser("add", help="create a user (the first one becomes administrator)")
+    add.add_argument("username")
+    add.add_argument("--name", help="full name (default: the username)")
+    add.add_argument("--email")
+    add.add_argument("--team", help="team name")
+    add.add_argument(
+        "--role",
+        action="append",
+        choices=[r.value for r in Role],
+        help="a role; repeat for several",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    add.set_defaults(run=cmd_users_add)
+    listing = users_sub.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=cmd_users_list)
+    for name, run, text in (
+        ("disable", _set_disabled(True), "disable a user"),
+        ("enable", _set_disabled(False), "enable a disabled user"),
+        ("unlock", cmd_users_unlock, "lift a lockout after failed logins"),
+    ):
+        command = users_sub.add_parser(name, help=text)
+        command.add_argument("username")
+        command.set_defaults(run=run)
+
+    demo_cmd = sub.add_parser("demo", help="demo data")
+    demo_sub = demo_cmd.add_subparsers(dest="demo_command", required=True, parser_class=_Parser)
+    demo_sub.add_parser("seed", help="create a believable demo organisation").set_defaults(
+        run=cmd_demo_seed
+    )
+
+    audit_cmd = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    audit_sub.add_parser("verify", help="check the hash chain; exit 1 if broken").set_defaults(
+        run=cmd_audit_verify
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.run(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValidationError, ConfigurationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PortalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Portal settings: one pydantic-settings class, read from ``PORTAL_*`` environment variables.
+
+Nothing else in the portal reads ``os.environ``: everything goes through :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from services.errors import ConfigurationError
+
+MIN_COOKIE_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting of the portal, with the embedded default where one makes sense."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".portal"), description="Folder for the embedded default's data"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the portal database (default: SQLite in home)"
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI (default: SQLite store in home)"
+    )
+    cookie_key: SecretStr | None = Field(
+        default=None, description="Secret that signs the login cookie (default: generated in home)"
+    )
+    cookie_name: str = "aiops_portal_session"
+    cookie_expiry_days: float = Field(default=1.0, gt=0, le=30)
+    aws_region: str | None = None
+    aws_profile: str | None = None
+    aws_endpoint_url: str | None = None
+    report_tz: str = "UTC"
+    mlflow_telemetry: bool = False
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    environment: Literal["development", "production"] = "development"
+
+    @field_validator("report_tz")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)"
+            ) from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                make_url(value)
+            except ArgumentError as exc:
+                raise ValueError(f"not a database URL: {exc}") from exc
+        return value
+
+    @field_validator("cookie_key")
+    @classmethod
+    def _strong_cookie_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_COOKIE_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_COOKIE_KEY_LENGTH} characters; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'portal.db'}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "mlartifacts"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.report_tz)
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PORTAL_{'_'.join(str(p) for p in err['loc']).upper()}: "
+            + err["msg"].removeprefix("Value error, ")
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"Invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing them."""
+    return load_settings()
+
+
+def apply_process_defaults(settings: Settings) -> None:
+    """Switch off MLflow's telemetry unless the user asked for it: the portal never phones home."""
+    if not settings.mlflow_telemetry:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("DO_NOT_TRACK", "true")
