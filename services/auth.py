@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import bcrypt
 from sqlmodel import Session, select
@@ -110,7 +111,7 @@ def active_user(db: Database, username: str | None) -> User | None:
     return user
 
 
-def login_directory(db: Database) -> dict[str, dict[str, object]]:
+def login_directory(db: Database) -> dict[str, dict[str, dict[str, Any]]]:
     """The active users in the shape streamlit-authenticator expects for ``credentials``.
 
     Password hashes are left out on purpose: the portal checks passwords itself

@@ -33,6 +33,15 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            # Never echo stray values: someone may have typed a password on the command line.
+            words = message.removeprefix(prefix).split()
+            options = [word.split("=")[0] for word in words if word.startswith("-")]
+            message = (
+                f"{prefix}{' '.join(options) or '(values not shown)'}; passwords are only "
+                "read from standard input (--password-stdin)"
+            )
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 

@@ -86,8 +86,9 @@ def postgres() -> Iterator[PostgresSchemas | None]:
     schemas.admin.dispose()
 
 
-def database_url(kind: str, tmp_path: Path, postgres: PostgresSchemas | None,
-                 request: pytest.FixtureRequest) -> str:
+def database_url(
+    kind: str, tmp_path: Path, postgres: PostgresSchemas | None, request: pytest.FixtureRequest
+) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'portal.db'}"
     if postgres is None:
@@ -99,8 +100,7 @@ def database_url(kind: str, tmp_path: Path, postgres: PostgresSchemas | None,
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path,
-           postgres: PostgresSchemas | None) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres: PostgresSchemas | None) -> str:
     """A URL to an empty database of each kind."""
     return database_url(request.param, tmp_path, postgres, request)
 
@@ -114,11 +114,21 @@ def db(db_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def make_user(db: Database, username: str, *roles: Role | str, team_id: int | None = None,
-              password: str = PASSWORD) -> Actor:
+def make_user(
+    db: Database,
+    username: str,
+    *roles: Role | str,
+    team_id: int | None = None,
+    password: str = PASSWORD,
+) -> Actor:
     """Create a user through the service (as the command line would) and act as them."""
-    data = UserCreate(username=username, display_name=username.title(), team_id=team_id,
-                      roles=[str(r) for r in roles], password=password)
+    data = UserCreate(
+        username=username,
+        display_name=username.title(),
+        team_id=team_id,
+        roles=[str(r) for r in roles],
+        password=password,
+    )
     if users.needs_first_admin(db) and Role.ADMIN in data.roles:
         users.create_first_admin(db, data=data)
     else:

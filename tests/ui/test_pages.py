@@ -124,5 +124,8 @@ def test_unreachable_database_shows_what_to_fix(monkeypatch: pytest.MonkeyPatch)
     at = new_app().run()
     assert not at.exception
     message = texts(at)
-    assert "Cannot use the portal database at postgresql+psycopg://portal:***@127.0.0.1:1/portal" in message
+    assert (
+        "Cannot use the portal database at postgresql+psycopg://portal:***@127.0.0.1:1/portal"
+        in message
+    )
     assert "pw@" not in message

@@ -59,7 +59,9 @@ def test_events_deleted_from_the_end_are_found(db: Database, admin: Actor) -> No
     assert not report.ok and report.first_bad_seq == 5 and "deleted from the end" in report.reason
 
 
-def test_rewritten_event_with_recomputed_hash_breaks_the_next_link(db: Database, admin: Actor) -> None:
+def test_rewritten_event_with_recomputed_hash_breaks_the_next_link(
+    db: Database, admin: Actor
+) -> None:
     seeded(db, admin)
     with db.write() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.seq == 2)).one()
@@ -73,11 +75,19 @@ def test_rewritten_event_with_recomputed_hash_breaks_the_next_link(db: Database,
 def test_a_failed_change_leaves_neither_change_nor_event(db: Database, admin: Actor) -> None:
     seeded(db, admin, 1)
     with pytest.raises(RuntimeError), db.write() as session:
-        audit.record(session, actor="x", action="test.boom", entity_type="team", entity_id=1,
-                     summary="never committed")
+        audit.record(
+            session,
+            actor="x",
+            action="test.boom",
+            entity_type="team",
+            entity_id=1,
+            summary="never committed",
+        )
         raise RuntimeError("boom")
     with db.read() as session:
-        assert session.exec(select(AuditEvent).where(AuditEvent.action == "test.boom")).first() is None
+        assert (
+            session.exec(select(AuditEvent).where(AuditEvent.action == "test.boom")).first() is None
+        )
     assert audit.verify_chain(db, actor=CLI).ok
 
 
@@ -113,9 +123,11 @@ def test_only_admins_browse_or_verify_the_log(db: Database, admin: Actor) -> Non
 def test_search_filters_and_pages_newest_first(db: Database, admin: Actor) -> None:
     seeded(db, admin, 12)
     events, total = audit.search_events(
-        db, actor=admin, query=audit.AuditFilter(action_prefix="team."), limit=5, offset=5)
+        db, actor=admin, query=audit.AuditFilter(action_prefix="team."), limit=5, offset=5
+    )
     assert total == 12 and len(events) == 5
     assert [e.seq for e in events] == sorted((e.seq for e in events), reverse=True)
     found, total = audit.search_events(
-        db, actor=admin, query=audit.AuditFilter(text="TEAM 11"), limit=10, offset=0)
+        db, actor=admin, query=audit.AuditFilter(text="TEAM 11"), limit=10, offset=0
+    )
     assert total == 1 and "Team 11" in found[0].summary

@@ -28,8 +28,9 @@ def test_defaults_put_everything_under_portal_home(portal_env: Path) -> None:
         ("PORTAL_COOKIE_EXPIRY_DAYS", "-1", "PORTAL_COOKIE_EXPIRY_DAYS"),
     ],
 )
-def test_bad_setting_is_named_in_one_line(monkeypatch: pytest.MonkeyPatch, var: str, value: str,
-                                          message: str) -> None:
+def test_bad_setting_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigurationError) as caught:
         load_settings()
@@ -60,11 +61,13 @@ def test_shared_database_requires_an_explicit_cookie_key(monkeypatch: pytest.Mon
 def test_damaged_cookie_key_file_says_what_to_do(portal_env: Path) -> None:
     prepare_home(get_settings())
     (portal_env / "cookie_key").write_text("oops")
-    with pytest.raises(ConfigurationError, match="damaged. Delete it"):
+    with pytest.raises(ConfigurationError, match=r"damaged\. Delete it"):
         cookie_key(get_settings())
 
 
-def test_portal_home_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_portal_home_that_is_a_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("PORTAL_HOME", str(blocker))
@@ -73,8 +76,9 @@ def test_portal_home_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, 
         prepare_home(get_settings())
 
 
-def test_portal_home_that_cannot_be_created_is_refused(monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path: Path) -> None:
+def test_portal_home_that_cannot_be_created_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("PORTAL_HOME", str(blocker / "home"))

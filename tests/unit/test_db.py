@@ -40,7 +40,10 @@ def test_unreachable_database_gives_a_plain_message() -> None:
     with pytest.raises(DatabaseUnavailable) as caught:
         db.ping()
     message = str(caught.value)
-    assert "Cannot use the portal database at postgresql+psycopg://portal:***@127.0.0.1:1/portal" in message
+    assert (
+        "Cannot use the portal database at postgresql+psycopg://portal:***@127.0.0.1:1/portal"
+        in message
+    )
     assert "secret" not in message and "PORTAL_DATABASE_URL" in message
 
 
@@ -53,5 +56,5 @@ def test_file_that_is_not_a_database_gives_a_plain_message(tmp_path: Path) -> No
 
 def test_database_without_schema_says_to_run_init(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
-    with pytest.raises(DatabaseUnavailable, match="services.cli init"):
+    with pytest.raises(DatabaseUnavailable, match=r"services\.cli init"):
         users.needs_first_admin(db)

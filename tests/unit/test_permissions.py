@@ -22,21 +22,35 @@ from tests.conftest import PASSWORD, make_user
 Action = Callable[[Database, Actor, int, int], object]
 
 ADMIN_ACTIONS: dict[str, Action] = {
-    "create user": lambda db, a, uid, tid: users.create_user(db, actor=a, data=UserCreate(
-        username="newbie", display_name="N", password=PASSWORD, roles=["manager"])),
+    "create user": lambda db, a, uid, tid: users.create_user(
+        db,
+        actor=a,
+        data=UserCreate(username="newbie", display_name="N", password=PASSWORD, roles=["manager"]),
+    ),
     "list users": lambda db, a, uid, tid: users.list_users(db, actor=a),
     "update user": lambda db, a, uid, tid: users.update_user(
-        db, actor=a, user_id=uid, changes=UserUpdate(roles=["admin"]), expected_version=1),
-    "disable user": lambda db, a, uid, tid: users.set_disabled(db, actor=a, user_id=uid, disabled=True),
+        db, actor=a, user_id=uid, changes=UserUpdate(roles=["admin"]), expected_version=1
+    ),
+    "disable user": lambda db, a, uid, tid: users.set_disabled(
+        db, actor=a, user_id=uid, disabled=True
+    ),
     "reset password": lambda db, a, uid, tid: users.reset_password(
-        db, actor=a, user_id=uid, new_password="a whole new secret"),
+        db, actor=a, user_id=uid, new_password="a whole new secret"
+    ),
     "unlock user": lambda db, a, uid, tid: users.unlock(db, actor=a, user_id=uid),
-    "create team": lambda db, a, uid, tid: teams.create_team(db, actor=a, data=TeamCreate(name="X1")),
+    "create team": lambda db, a, uid, tid: teams.create_team(
+        db, actor=a, data=TeamCreate(name="X1")
+    ),
     "update team": lambda db, a, uid, tid: teams.update_team(
-        db, actor=a, team_id=tid, expected_version=1,
-        data=TeamUpdate(name="Renamed", monthly_budget=Decimal(1))),
+        db,
+        actor=a,
+        team_id=tid,
+        expected_version=1,
+        data=TeamUpdate(name="Renamed", monthly_budget=Decimal(1)),
+    ),
     "browse audit log": lambda db, a, uid, tid: audit.search_events(
-        db, actor=a, query=audit.AuditFilter(), limit=5, offset=0),
+        db, actor=a, query=audit.AuditFilter(), limit=5, offset=0
+    ),
     "verify audit chain": lambda db, a, uid, tid: audit.verify_chain(db, actor=a),
     "admin overview": lambda db, a, uid, tid: attention.admin_overview(db, actor=a),
     "system status": lambda db, a, uid, tid: system_status(db, get_settings(), actor=a),
@@ -49,8 +63,12 @@ def test_admin_actions_refuse_every_other_role(db: Database, admin: Actor, actio
     team = teams.create_team(db, actor=admin, data=TeamCreate(name="Target team"))
     assert target.user_id is not None
     tried = []
-    for roles in ([Role.DATA_SCIENTIST], [Role.APPROVER], [Role.MANAGER],
-                  [Role.DATA_SCIENTIST, Role.APPROVER, Role.MANAGER]):
+    for roles in (
+        [Role.DATA_SCIENTIST],
+        [Role.APPROVER],
+        [Role.MANAGER],
+        [Role.DATA_SCIENTIST, Role.APPROVER, Role.MANAGER],
+    ):
         actor = make_user(db, "as-" + "-".join(r.value for r in roles).replace("_", ""), *roles)
         with pytest.raises(PermissionDenied, match="admin role"):
             ADMIN_ACTIONS[action](db, actor, target.user_id, team.id)

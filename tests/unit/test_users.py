@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from models.audit import AuditEvent
 from models.team import TeamCreate
@@ -30,25 +30,31 @@ def user_count(db: Database) -> int:
 def test_first_admin_is_offered_until_one_exists_then_refused(db: Database) -> None:
     assert users.needs_first_admin(db)
     first = users.create_first_admin(
-        db, data=UserCreate(username="Jane.Doe", display_name="Jane", password=PASSWORD,
-                            roles=["data_scientist"]),
+        db,
+        data=UserCreate(
+            username="Jane.Doe", display_name="Jane", password=PASSWORD, roles=["data_scientist"]
+        ),
     )
     assert first.username == "jane.doe"
     assert set(first.roles) == {"data_scientist", "admin"}  # the first user is always an admin
     assert not users.needs_first_admin(db)
     with pytest.raises(PermissionDenied, match="already exists"):
         users.create_first_admin(
-            db, data=UserCreate(username="mallory", display_name="M", password=PASSWORD,
-                                roles=["admin"]),
+            db,
+            data=UserCreate(
+                username="mallory", display_name="M", password=PASSWORD, roles=["admin"]
+            ),
         )
     assert user_count(db) == 1
 
 
 def test_password_is_stored_as_bcrypt_hash_and_logs_in(db: Database, admin: Actor) -> None:
     created = users.create_user(
-        db, actor=admin,
-        data=UserCreate(username="alice", display_name="Alice", password=PASSWORD,
-                        roles=["data_scientist"]),
+        db,
+        actor=admin,
+        data=UserCreate(
+            username="alice", display_name="Alice", password=PASSWORD, roles=["data_scientist"]
+        ),
     )
     with db.read() as session:
         row = session.get(User, created.id)
@@ -75,8 +81,12 @@ def test_bad_user_input_is_named_and_nothing_is_written(
     db: Database, admin: Actor, data: dict[str, object], field: str, message: str
 ) -> None:
     before_users, before_events = user_count(db), audit_count(db)
-    form = {"username": "bob", "display_name": "Bob", "password": PASSWORD,
-            "roles": ["approver"]} | data
+    form = {
+        "username": "bob",
+        "display_name": "Bob",
+        "password": PASSWORD,
+        "roles": ["approver"],
+    } | data
     with pytest.raises(ValidationError) as caught:
         users.create_user(db, actor=admin, data=parse(UserCreate, form))
     assert message in caught.value.fields[field]
@@ -87,16 +97,35 @@ def test_duplicate_username_is_refused_whatever_its_case(db: Database, admin: Ac
     make_user(db, "bob", Role.APPROVER)
     before = audit_count(db)
     with pytest.raises(Conflict, match="already exists"):
-        users.create_user(db, actor=admin, data=parse(UserCreate, {
-            "username": "BOB", "display_name": "Other Bob", "password": PASSWORD,
-            "roles": ["manager"]}))
+        users.create_user(
+            db,
+            actor=admin,
+            data=parse(
+                UserCreate,
+                {
+                    "username": "BOB",
+                    "display_name": "Other Bob",
+                    "password": PASSWORD,
+                    "roles": ["manager"],
+                },
+            ),
+        )
     assert audit_count(db) == before
 
 
 def test_unknown_team_is_refused(db: Database, admin: Actor) -> None:
     with pytest.raises(ValidationError, match="Team"):
-        users.create_user(db, actor=admin, data=UserCreate(
-            username="bob", display_name="Bob", password=PASSWORD, roles=["manager"], team_id=999))
+        users.create_user(
+            db,
+            actor=admin,
+            data=UserCreate(
+                username="bob",
+                display_name="Bob",
+                password=PASSWORD,
+                roles=["manager"],
+                team_id=999,
+            ),
+        )
 
 
 def test_admin_sets_roles_and_team_and_the_change_is_audited(db: Database, admin: Actor) -> None:
@@ -104,12 +133,15 @@ def test_admin_sets_roles_and_team_and_the_change_is_audited(db: Database, admin
     bob = make_user(db, "bob", Role.DATA_SCIENTIST)
     assert bob.user_id is not None
     updated = users.update_user(
-        db, actor=admin, user_id=bob.user_id, expected_version=1,
+        db,
+        actor=admin,
+        user_id=bob.user_id,
+        expected_version=1,
         changes=UserUpdate(roles=["data_scientist", "approver"], team_id=team.id),
     )
     assert updated.roles == ["data_scientist", "approver"] and updated.team_name == "Search"
     with db.read() as session:
-        event = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()  # type: ignore[union-attr]
+        event = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
     assert event is not None and event.action == "user.update" and event.actor == "root.admin"
     assert '"team":"Search"' in (event.after or "") and '"team":null' in (event.before or "")
 
@@ -118,11 +150,21 @@ def test_two_admins_editing_the_same_user_the_second_is_told(db: Database, admin
     second_admin = make_user(db, "second.admin", Role.ADMIN)
     bob = make_user(db, "bob", Role.DATA_SCIENTIST)
     assert bob.user_id is not None
-    users.update_user(db, actor=admin, user_id=bob.user_id, expected_version=1,
-                      changes=UserUpdate(display_name="Robert"))
+    users.update_user(
+        db,
+        actor=admin,
+        user_id=bob.user_id,
+        expected_version=1,
+        changes=UserUpdate(display_name="Robert"),
+    )
     with pytest.raises(Conflict, match="changed by someone else"):
-        users.update_user(db, actor=second_admin, user_id=bob.user_id, expected_version=1,
-                          changes=UserUpdate(roles=["manager"]))
+        users.update_user(
+            db,
+            actor=second_admin,
+            user_id=bob.user_id,
+            expected_version=1,
+            changes=UserUpdate(roles=["manager"]),
+        )
     assert active_user(db, "bob").roles == ["data_scientist"]  # type: ignore[union-attr]
 
 
@@ -133,8 +175,13 @@ def test_the_last_active_admin_cannot_be_demoted_or_disabled(db: Database, admin
         users.set_disabled(db, actor=admin, user_id=admin.user_id, disabled=True)
     users.set_disabled(db, actor=admin, user_id=other.user_id, disabled=True)
     with pytest.raises(Conflict, match="last active administrator"):
-        users.update_user(db, actor=admin, user_id=admin.user_id, expected_version=1,
-                          changes=UserUpdate(roles=["manager"]))
+        users.update_user(
+            db,
+            actor=admin,
+            user_id=admin.user_id,
+            expected_version=1,
+            changes=UserUpdate(roles=["manager"]),
+        )
 
 
 def test_disabled_user_cannot_act_even_with_an_old_actor(db: Database, admin: Actor) -> None:
@@ -149,11 +196,19 @@ def test_disabled_user_cannot_act_even_with_an_old_actor(db: Database, admin: Ac
 def test_demoted_admin_loses_rights_at_once(db: Database, admin: Actor) -> None:
     helper = make_user(db, "helper", Role.ADMIN)
     assert helper.user_id is not None
-    users.update_user(db, actor=admin, user_id=helper.user_id, expected_version=1,
-                      changes=UserUpdate(roles=["manager"]))
+    users.update_user(
+        db,
+        actor=admin,
+        user_id=helper.user_id,
+        expected_version=1,
+        changes=UserUpdate(roles=["manager"]),
+    )
     with pytest.raises(PermissionDenied, match="admin role"):
-        users.create_user(db, actor=helper, data=UserCreate(
-            username="eve", display_name="Eve", password=PASSWORD, roles=["admin"]))
+        users.create_user(
+            db,
+            actor=helper,
+            data=UserCreate(username="eve", display_name="Eve", password=PASSWORD, roles=["admin"]),
+        )
 
 
 def test_reset_password_replaces_the_old_one(db: Database, admin: Actor) -> None:
@@ -168,10 +223,12 @@ def test_reset_password_replaces_the_old_one(db: Database, admin: Actor) -> None
 def test_user_changes_own_password_only_with_the_current_one(db: Database) -> None:
     bob = make_user(db, "bob", Role.MANAGER)
     with pytest.raises(ValidationError, match="current password is not correct"):
-        users.change_own_password(db, actor=bob, current_password="wrong",
-                                  new_password="another good secret")
-    users.change_own_password(db, actor=bob, current_password=PASSWORD,
-                              new_password="another good secret")
+        users.change_own_password(
+            db, actor=bob, current_password="wrong", new_password="another good secret"
+        )
+    users.change_own_password(
+        db, actor=bob, current_password=PASSWORD, new_password="another good secret"
+    )
     assert authenticate(db, username="bob", password="another good secret")
 
 

@@ -1,0 +1,203 @@
+"""``python -m services.cli`` as an operator uses it: exit codes, one-line errors, passwords on
+stdin only. In-process on SQLite and PostgreSQL, plus real subprocesses for stdin and argv."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from services.cli import main
+from services.config import get_settings
+from services.db import Database
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the CLI at the test database (SQLite or PostgreSQL)."""
+    monkeypatch.setenv("PORTAL_DATABASE_URL", db_url)
+    monkeypatch.setenv("PORTAL_COOKIE_KEY", "k" * 40)
+    get_settings.cache_clear()
+    return db_url
+
+
+def run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_is_idempotent(cli_db: str, monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "init", "--skip-mlflow")
+    assert code == 0 and "upgraded from empty" in out and "No administrator yet" in out
+    code, out, _ = run(monkeypatch, capsys, "init", "--skip-mlflow")
+    assert code == 0 and "already up to date" in out
+
+
+def test_users_add_list_disable_and_audit(cli_db: str, monkeypatch, capsys) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    code, out, _ = run(
+        monkeypatch, capsys, "users", "add", "Root", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert code == 0 and "Created user root (admin)" in out  # the first user becomes admin
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "users",
+        "add",
+        "dana",
+        "--role",
+        "data_scientist",
+        "--role",
+        "approver",
+        "--name",
+        "Dana W",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert code == 0
+    code, out, _ = run(monkeypatch, capsys, "users", "list")
+    assert "dana" in out and "data_scientist,approver" in out and PASSWORD not in out
+    assert run(monkeypatch, capsys, "users", "disable", "dana")[0] == 0
+    code, out, _ = run(monkeypatch, capsys, "users", "list", "--json")
+    assert '"disabled": true' in out and "password" not in out
+    code, out, _ = run(monkeypatch, capsys, "audit", "verify")
+    assert code == 0 and "verified: 3 events" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "code", "message"),
+    [
+        (
+            ["users", "add", "x y", "--role", "admin", "--password-stdin"],
+            PASSWORD,
+            2,
+            "Username: must be",
+        ),
+        (["users", "add", "bob", "--role", "admin", "--password-stdin"], "short", 2, "at least 12"),
+        (
+            ["users", "add", "bob", "--role", "wizard", "--password-stdin"],
+            PASSWORD,
+            2,
+            "invalid choice",
+        ),
+        (
+            ["users", "add", "bob", "--role", "admin", "--password-stdin"],
+            "",
+            2,
+            "standard input is empty",
+        ),
+        (["users", "add", "bob", "--role", "admin", "--password", PASSWORD], "", 2, "unrecognized"),
+        (["users", "disable", "ghost"], "", 1, "No user named 'ghost'"),
+        (["users"], "", 2, "required"),
+        (["frobnicate"], "", 2, "invalid choice"),
+    ],
+)
+def test_bad_usage_gets_one_line_and_the_right_exit_code(
+    cli_db: str, monkeypatch, capsys, argv: list[str], stdin: str, code: int, message: str
+) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    got, out, err = run(monkeypatch, capsys, *argv, stdin=stdin)
+    assert got == code and message in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert PASSWORD not in err + out
+
+
+def test_duplicate_user_fails_without_a_second_row(cli_db: str, monkeypatch, capsys) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    run(monkeypatch, capsys, "users", "add", "root", "--password-stdin", stdin=PASSWORD)
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "users",
+        "add",
+        "ROOT",
+        "--role",
+        "manager",
+        "--password-stdin",
+        stdin=PASSWORD,
+    )
+    assert code == 1 and "already exists" in err
+
+
+def test_demo_seed_prints_passwords_once_and_is_repeatable(
+    cli_db: str, monkeypatch, capsys
+) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    code, out, _ = run(monkeypatch, capsys, "demo", "seed")
+    assert code == 0 and "shown only this once" in out
+    for role in ("data_scientist", "approver", "manager", "admin"):
+        assert role in out
+    code, out, _ = run(monkeypatch, capsys, "demo", "seed")
+    assert code == 0 and "already there" in out
+    code, out, _ = run(monkeypatch, capsys, "audit", "verify")
+    assert code == 0
+
+
+def test_audit_verify_names_the_tampered_event(cli_db: str, monkeypatch, capsys) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    run(monkeypatch, capsys, "demo", "seed")
+    db = Database(cli_db)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'intruder' WHERE seq = 2"))
+    db.dispose()
+    code, _, err = run(monkeypatch, capsys, "audit", "verify")
+    assert code == 1 and "BROKEN at event #2" in err and "altered" in err
+
+
+def test_unreachable_database_is_one_line_exit_1(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql+psycopg://u:topsecret@127.0.0.1:1/x")
+    get_settings.cache_clear()
+    code, _, err = run(monkeypatch, capsys, "users", "list")
+    assert code == 1 and "Cannot use the portal database" in err and "topsecret" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_setting_is_exit_2(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PORTAL_REPORT_TZ", "Nowhere/Land")
+    get_settings.cache_clear()
+    code, _, err = run(monkeypatch, capsys, "init")
+    assert code == 2 and "PORTAL_REPORT_TZ: unknown time zone" in err
+
+
+def test_real_process_reads_the_password_from_stdin_only(tmp_path: Path) -> None:
+    """Through a real ``python -m services.cli``: stdin works, and without a terminal or
+    --password-stdin it refuses rather than hanging."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env |= {"PORTAL_HOME": str(tmp_path / "home"), "PORTAL_BCRYPT_ROUNDS": "4"}
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            cwd=ROOT,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert cli("init", "--skip-mlflow").returncode == 0
+    added = cli("users", "add", "root", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    no_tty = cli("users", "add", "bob", "--role", "manager", stdin="")
+    assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
+    assert cli("audit", "verify").returncode == 0
+
+
+def test_init_prepares_the_mlflow_store(tmp_path: Path, monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "init")
+    home = get_settings().home_dir
+    assert code == 0 and "MLflow tracking store" in out
+    assert (home / "mlflow.db").exists() and (home / "cookie_key").exists()
