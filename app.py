@@ -10,6 +10,7 @@ import streamlit as st
 
 from models.user import User
 from pages.components import auth_views, context
+from pages.components.feedback import show_error
 from pages.components.layout import account_summary
 from pages.components.navigation import PAGE_SPECS, PageSpec
 from services import users
@@ -17,6 +18,8 @@ from services.errors import PortalError
 from services.permissions import PAGES
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.getLogger("alembic").setLevel(logging.WARNING)
+log = logging.getLogger("portal")
 
 st.set_page_config(page_title="AI Ops Portal", page_icon=":material/hub:", layout="wide")
 
@@ -94,7 +97,22 @@ def main() -> None:
             on_click=auth_views.request_logout,
             width="stretch",
         )
-    page.run()
+    _run_page(page)
+
+
+def _run_page(page: st.Page) -> None:
+    """Run the chosen page; whatever escapes it is logged and shown calmly, never a traceback."""
+    try:
+        page.run()
+    except PortalError as error:
+        show_error(error)
+    except Exception:
+        log.exception("page %s failed", page.title)
+        st.error(
+            "This page failed to load because of an error on our side. It has been logged; "
+            "reload the page or tell your administrator.",
+            icon=":material/error:",
+        )
 
 
 main()

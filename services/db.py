@@ -11,6 +11,7 @@ interleave.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _WRITE_OPTION = "portal_write"
 _MIGRATION_LOCK_ID = 7_413_902  # arbitrary, identifies the portal's migration advisory lock
+MIGRATION_LOCK = threading.Lock()
+"""Alembic keeps its running context in module globals, so two migrations in one process
+(the portal's and MLflow's own, run by its store) must never overlap."""
 
 
 class Database:
@@ -161,7 +165,7 @@ def upgrade_schema(db: Database) -> tuple[str | None, str]:
     several processes at once (PostgreSQL serialises them with an advisory lock).
     Returns the revision before and after."""
     config = _alembic_config(db)
-    with _translate_errors(db), db.engine.begin() as conn:
+    with MIGRATION_LOCK, _translate_errors(db), db.engine.begin() as conn:
         if db.url.get_backend_name() == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         before = MigrationContext.configure(conn).get_current_revision()

@@ -15,7 +15,9 @@ class SystemStatus:
     rows: list[tuple[str, str, str]]  # setting, value in effect, where it comes from
 
 
-def system_status(db: Database, settings: Settings, *, actor: Actor) -> SystemStatus:
+def system_status(
+    db: Database, settings: Settings, *, actor: Actor, tracking_state: str = "not checked"
+) -> SystemStatus:
     with db.read() as session:
         require(session, actor, Permission.MANAGE_USERS)
     revision = current_revision(db)
@@ -30,6 +32,7 @@ def system_status(db: Database, settings: Settings, *, actor: Actor) -> SystemSt
         ("Portal database", db.display_url, source("database_url")),
         ("Schema revision", f"{revision} (newest: {head_revision()})", "migrations"),
         ("MLflow tracking", settings.resolved_tracking_uri, source("mlflow_tracking_uri")),
+        ("MLflow store", tracking_state, "checked at start-up"),
         (
             "MLflow telemetry",
             "on" if settings.mlflow_telemetry else "off",

@@ -3,8 +3,14 @@ when needed: it takes seconds to import and most pages never touch it."""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from services.config import Settings, apply_process_defaults
+from services.db import MIGRATION_LOCK
 from services.errors import ExternalServiceError
+
+log = logging.getLogger(__name__)
 
 
 def ensure_tracking_store(settings: Settings) -> str:
@@ -17,7 +23,8 @@ def ensure_tracking_store(settings: Settings) -> str:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
             settings.artifact_root.mkdir(parents=True, exist_ok=True)
-            SqlAlchemyStore(uri, settings.artifact_root.as_uri())
+            with MIGRATION_LOCK:  # MLflow migrates its store with Alembic too
+                SqlAlchemyStore(uri, settings.artifact_root.as_uri())
         else:
             from mlflow.tracking import MlflowClient
 
@@ -29,3 +36,26 @@ def ensure_tracking_store(settings: Settings) -> str:
             detail=repr(exc),
         ) from exc
     return uri
+
+
+class TrackingStoreWarmup:
+    """Prepares the tracking store once per process in a background thread, so no page waits
+    for MLflow's import and first migration; ``state`` says how far it got."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.state = "preparing"
+        self._thread = threading.Thread(
+            target=self._run, args=(settings,), name="mlflow-store-warmup", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, settings: Settings) -> None:
+        try:
+            self.state = f"ready ({ensure_tracking_store(settings)})"
+        except ExternalServiceError as exc:
+            log.warning("%s", exc)
+            self.state = f"not usable: {exc}"
+
+    def wait(self, timeout: float) -> str:
+        self._thread.join(timeout)
+        return self.state

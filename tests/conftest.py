@@ -34,14 +34,24 @@ def require_or_skip(what: str, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def shared_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the whole run: creating one costs seconds, and the app prepares
+    the store of its tracking URI in the background whenever it starts."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture(autouse=True)
-def portal_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def portal_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_tracking_uri: str
+) -> Iterator[Path]:
     """Each test gets its own PORTAL_HOME and no PORTAL_* settings leaking in from outside."""
     for name in list(os.environ):
         if name.startswith("PORTAL_") and not name.startswith("PORTAL_TEST_"):
             monkeypatch.delenv(name)
     home = tmp_path / "portal-home"
     monkeypatch.setenv("PORTAL_HOME", str(home))
+    monkeypatch.setenv("PORTAL_MLFLOW_TRACKING_URI", shared_tracking_uri)
     monkeypatch.setenv("PORTAL_BCRYPT_ROUNDS", "4")  # fast hashes in tests; 12 by default
     get_settings.cache_clear()
     yield home

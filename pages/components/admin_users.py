@@ -10,7 +10,7 @@ from models.types import utcnow
 from models.user import Role, UserCreate, UserPublic, UserUpdate
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, show_error
-from pages.components.formatting import local_time, role_labels
+from pages.components.formatting import local_time, role_labels, table_height
 from services import teams, users
 from services.errors import PortalError
 from services.validation import parse
@@ -126,7 +126,7 @@ def _table(people: list[UserPublic]) -> UserPublic | None:
         if default_rows
         else None,
         key="users-table",
-        height=min(38 + 35 * len(people), 420),
+        height=table_height(len(people)),
     )
     rows = event.selection.rows if event is not None else []
     if not rows:

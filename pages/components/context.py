@@ -14,6 +14,7 @@ from services.access import Actor
 from services.config import Settings, apply_process_defaults, get_settings
 from services.db import Database, upgrade_schema
 from services.portal_home import prepare_home
+from services.tracking import TrackingStoreWarmup
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,16 @@ def _open_database(url: str) -> Database:
     return db
 
 
+@st.cache_resource(show_spinner=False)
+def _tracking_warmup(uri: str) -> TrackingStoreWarmup:
+    return TrackingStoreWarmup(settings())
+
+
+def tracking_store_state() -> str:
+    """How the MLflow tracking store is doing (prepared in the background at start-up)."""
+    return _tracking_warmup(settings().resolved_tracking_uri).state
+
+
 def settings() -> Settings:
     return get_settings()
 
@@ -40,7 +51,9 @@ def database() -> Database:
     apply_process_defaults(current)
     if current.uses_embedded_database:
         prepare_home(current)
-    return _open_database(current.resolved_database_url)
+    db = _open_database(current.resolved_database_url)
+    _tracking_warmup(current.resolved_tracking_uri)
+    return db
 
 
 def current_user() -> User:

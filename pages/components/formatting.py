@@ -25,3 +25,8 @@ def money(value: Decimal | float | int | None, currency: str = "$") -> str:
     if value is None:
         return "—"
     return f"{currency}{Decimal(value):,.2f}"
+
+
+def table_height(rows: int, *, max_rows: int = 12) -> int:
+    """Pixel height that shows ``rows`` rows without an empty band, scrolling past max_rows."""
+    return 38 + 35 * max(1, min(rows, max_rows))

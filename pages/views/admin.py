@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from pages.components import admin_audit, admin_teams, admin_users
-from pages.components.context import current_actor, database, settings
+from pages.components.context import current_actor, database, settings, tracking_store_state
 from pages.components.feedback import attempt, show_flash
+from pages.components.formatting import table_height
 from pages.components.guard import page_user
 from services.system import system_status
 
@@ -22,12 +23,17 @@ with teams_tab:
 with audit_tab:
     admin_audit.render()
 with system_tab:
-    status = attempt(lambda: system_status(database(), settings(), actor=current_actor()))
+    status = attempt(
+        lambda: system_status(
+            database(), settings(), actor=current_actor(), tracking_state=tracking_store_state()
+        )
+    )
     if status is not None:
         st.dataframe(
             pd.DataFrame(status.rows, columns=["Setting", "In effect", "Source"]),
             hide_index=True,
             width="stretch",
+            height=table_height(len(status.rows), max_rows=20),
         )
         st.caption(
             "Change a setting through its PORTAL_* environment variable and restart the portal."

@@ -197,6 +197,7 @@ def test_real_process_reads_the_password_from_stdin_only(tmp_path: Path) -> None
 
 
 def test_init_prepares_the_mlflow_store(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("PORTAL_MLFLOW_TRACKING_URI")
     code, out, _ = run(monkeypatch, capsys, "init")
     home = get_settings().home_dir
     assert code == 0 and "MLflow tracking store" in out

@@ -129,3 +129,24 @@ def test_unreachable_database_shows_what_to_fix(monkeypatch: pytest.MonkeyPatch)
         in message
     )
     assert "pw@" not in message
+
+
+def test_corrupt_portal_database_shows_what_to_fix(portal_env) -> None:
+    portal_env.mkdir(parents=True, exist_ok=True)
+    (portal_env / "portal.db").write_bytes(b"definitely not sqlite " * 200)
+    at = new_app().run()
+    assert not at.exception
+    assert "The portal cannot start" in texts(at) and "file is not a database" in texts(at)
+
+
+def test_admin_sees_the_mlflow_store_prepared_at_start(app_db: Database) -> None:
+    from pages.components.context import _tracking_warmup
+    from services.config import get_settings
+
+    make_user(app_db, "root.admin", Role.ADMIN)
+    at = signed_in("root.admin").run()
+    _tracking_warmup(get_settings().resolved_tracking_uri).wait(timeout=120)
+    at.switch_page("pages/views/admin.py").run()
+    system = at.dataframe[-1].value
+    state = system.loc[system["Setting"] == "MLflow store", "In effect"].item()
+    assert state.startswith("ready (sqlite:///"), state

@@ -12,7 +12,10 @@ from services.errors import ConfigurationError
 from services.portal_home import cookie_key, prepare_home
 
 
-def test_defaults_put_everything_under_portal_home(portal_env: Path) -> None:
+def test_defaults_put_everything_under_portal_home(
+    portal_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PORTAL_MLFLOW_TRACKING_URI")
     settings = load_settings()
     assert settings.resolved_database_url == f"sqlite:///{portal_env / 'portal.db'}"
     assert settings.resolved_tracking_uri == f"sqlite:///{portal_env / 'mlflow.db'}"
