@@ -10,7 +10,7 @@ from pydantic import field_validator
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from models.types import MONEY, UTCDateTime, utcnow
+from models.types import MONEY, UTCDateTime, reject_control_characters, utcnow
 
 TEAM_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.&-]{1,62}$")
 
@@ -35,7 +35,7 @@ class TeamBase(SQLModel):
     @field_validator("cost_center", mode="before")
     @classmethod
     def _cost_center(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
+        return reject_control_characters(value.strip()) if isinstance(value, str) else value
 
 
 class Team(TeamBase, table=True):

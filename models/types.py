@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -40,3 +41,11 @@ MONEY = Numeric(14, 2, asdecimal=True)
 
 def as_money(value: Decimal | int | str) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))
+
+
+def reject_control_characters(value: str) -> str:
+    """Refuse NUL and other control characters: PostgreSQL cannot store NUL in text, and
+    bcrypt stops reading a password at the first NUL."""
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value

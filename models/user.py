@@ -10,7 +10,7 @@ from pydantic import field_validator
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from models.types import UTCDateTime, utcnow
+from models.types import UTCDateTime, reject_control_characters, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 12
@@ -36,18 +36,19 @@ def check_password_strength(password: str) -> str:
         raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes long")
     if password != password.strip():
         raise ValueError("must not start or end with a space")
+    reject_control_characters(password)
     if len(set(password)) < 4:
         raise ValueError("is too repetitive")
     return password
 
 
 def _clean_text(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+    return reject_control_characters(value.strip()) if isinstance(value, str) else value
 
 
 def _clean_email(value: object) -> object:
     if isinstance(value, str):
-        value = value.strip() or None
+        value = reject_control_characters(value.strip()) or None
         if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
             raise ValueError("is not an email address")
     return value

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
 from models.audit import GENESIS_HASH, AuditChainHead, AuditEvent, AuditEventPublic
 from models.types import utcnow
 from services.access import Actor, require
-from services.db import Database
+from services.db import Database, text_match
 from services.permissions import Permission
 
 VERIFY_BATCH = 2_000
@@ -203,13 +203,7 @@ def _search(
     if query.entity_type:
         stmt = stmt.where(AuditEvent.entity_type == query.entity_type)
     if query.text:
-        pattern = f"%{query.text.lower()}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(AuditEvent.summary).like(pattern),
-                func.lower(AuditEvent.entity_id).like(pattern),
-            )
-        )
+        stmt = stmt.where(text_match(query.text, AuditEvent.summary, AuditEvent.entity_id))
     if query.since:
         stmt = stmt.where(col(AuditEvent.occurred_at) >= query.since)
     if query.until:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import ColumnElement, Engine, create_engine, event, func, or_, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
@@ -84,6 +85,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def text_match(term: str, *columns: Any) -> ColumnElement[bool]:
+    """Case-insensitive "contains" over several columns, for search boxes: the user's text is
+    taken literally (``%`` and ``_`` are not wildcards) and control characters are dropped."""
+    cleaned = "".join(ch for ch in term.strip().lower() if unicodedata.category(ch) != "Cc")
+    return or_(*(func.lower(column).contains(cleaned, autoescape=True) for column in columns))
 
 
 def _create_engine(url: URL, connect_timeout: int) -> Engine:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
 from models.team import Team
 from models.types import utcnow
@@ -14,7 +14,7 @@ from models.user import Role, User, UserCreate, UserPublic, UserUpdate, check_pa
 from services import audit
 from services.access import Actor, require
 from services.auth import hash_password, verify_password
-from services.db import Database
+from services.db import Database, text_match
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.permissions import Permission
 
@@ -129,14 +129,8 @@ def list_users(db: Database, *, actor: Actor, search: str | None = None) -> list
         require(session, actor, Permission.MANAGE_USERS)
         stmt = select(User).order_by(col(User.username))
         if search:
-            pattern = f"%{search.strip().lower()}%"
-            stmt = stmt.where(
-                or_(
-                    col(User.username).like(pattern),
-                    func.lower(User.display_name).like(pattern),
-                    func.lower(func.coalesce(User.email, "")).like(pattern),
-                )
-            )
+            email = func.coalesce(User.email, "")
+            stmt = stmt.where(text_match(search, User.username, User.display_name, email))
         return [_public(session, u) for u in session.exec(stmt).all()]
 
 

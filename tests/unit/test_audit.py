@@ -131,3 +131,18 @@ def test_search_filters_and_pages_newest_first(db: Database, admin: Actor) -> No
         db, actor=admin, query=audit.AuditFilter(text="TEAM 11"), limit=10, offset=0
     )
     assert total == 1 and "Team 11" in found[0].summary
+
+
+def test_search_text_is_literal_and_survives_odd_characters(db: Database, admin: Actor) -> None:
+    teams.create_team(db, actor=admin, data=TeamCreate(name="Growth_100"))
+    teams.create_team(db, actor=admin, data=TeamCreate(name="Growth 1000"))
+
+    def hits(text: str) -> int:
+        query = audit.AuditFilter(text=text)
+        return audit.search_events(db, actor=admin, query=query, limit=10, offset=0)[1]
+
+    assert hits("wth_1") == 1  # "_" is literal, not a one-character wildcard
+    assert hits("100%") == 0  # "%" is literal too
+    assert hits("'; DROP TABLE audit_event; --") == 0
+    assert hits("\x00growth") == 2  # control characters are dropped, not sent to the database
+    assert audit.verify_chain(db, actor=CLI).ok

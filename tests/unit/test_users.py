@@ -75,6 +75,8 @@ def test_password_is_stored_as_bcrypt_hash_and_logs_in(db: Database, admin: Acto
         ({"roles": []}, "roles", "choose at least one role"),
         ({"display_name": "   "}, "display_name", "must not be empty"),
         ({"email": "not-an-email"}, "email", "not an email address"),
+        ({"display_name": "Nul\x00Byte"}, "display_name", "control characters"),
+        ({"password": "twelve chars\x00 then more"}, "password", "control characters"),
     ],
 )
 def test_bad_user_input_is_named_and_nothing_is_written(
