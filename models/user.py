@@ -71,11 +71,30 @@ def _normalise_roles(value: object) -> object:
     return value
 
 
-class UserBase(SQLModel):
+class _ProfileValidation(SQLModel):
+    """Cleaning shared by every shape that carries a name, an email or roles."""
+
+    @field_validator("display_name", mode="before", check_fields=False)
+    @classmethod
+    def _display_name(cls, value: object) -> object:
+        return _clean_text(value)
+
+    @field_validator("email", mode="before", check_fields=False)
+    @classmethod
+    def _email(cls, value: object) -> object:
+        return _clean_email(value)
+
+    @field_validator("roles", mode="before", check_fields=False)
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        return None if value is None else _normalise_roles(value)
+
+
+class UserBase(_ProfileValidation):
     username: str = Field(min_length=3, max_length=64)
     display_name: str = Field(min_length=1, max_length=100)
     email: str | None = Field(default=None, max_length=254)
-    roles: list[str] = Field(default_factory=list)
+    roles: list[str]
     team_id: int | None = Field(default=None)
 
     @field_validator("username", mode="before")
@@ -89,21 +108,6 @@ class UserBase(SQLModel):
                     "starting with a letter or digit"
                 )
         return value
-
-    @field_validator("display_name", mode="before")
-    @classmethod
-    def _display_name(cls, value: object) -> object:
-        return _clean_text(value)
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> object:
-        return _clean_email(value)
-
-    @field_validator("roles", mode="before")
-    @classmethod
-    def _roles(cls, value: object) -> object:
-        return _normalise_roles(value)
 
 
 class User(UserBase, table=True):
@@ -136,7 +140,7 @@ class UserCreate(UserBase):
         return check_password_strength(value)
 
 
-class UserUpdate(SQLModel):
+class UserUpdate(_ProfileValidation):
     """What an administrator may change on an existing user (``None`` leaves a field alone)."""
 
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
@@ -144,21 +148,6 @@ class UserUpdate(SQLModel):
     roles: list[str] | None = None
     team_id: int | None = None
     clear_team: bool = False
-
-    @field_validator("display_name", mode="before")
-    @classmethod
-    def _display_name(cls, value: object) -> object:
-        return _clean_text(value)
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: object) -> object:
-        return _clean_email(value)
-
-    @field_validator("roles", mode="before")
-    @classmethod
-    def _roles(cls, value: object) -> object:
-        return None if value is None else _normalise_roles(value)
 
 
 class UserPublic(UserBase):

@@ -18,10 +18,10 @@ from typing import NoReturn
 from models.user import Role, UserCreate
 from services import audit, demo, teams, users
 from services.access import Actor
-from services.config import apply_process_defaults, get_settings
+from services.config import get_settings
 from services.db import Database, upgrade_schema
 from services.errors import ConfigurationError, PortalError, ValidationError
-from services.portal_home import cookie_key, prepare_home
+from services.portal_home import cookie_key, prepare_home, prepare_runtime
 from services.validation import parse
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,9 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _database() -> Database:
     settings = get_settings()
-    apply_process_defaults(settings)
-    if settings.uses_embedded_database:
-        prepare_home(settings)
+    prepare_runtime(settings)
     db = Database(settings.resolved_database_url)
     db.ping()
     return db
@@ -57,7 +55,6 @@ def _database() -> Database:
 
 def cmd_init(args: argparse.Namespace) -> int:
     settings = get_settings()
-    apply_process_defaults(settings)
     home = prepare_home(settings)
     db = _database()
     before, after = upgrade_schema(db)

@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from services.config import MIN_COOKIE_KEY_LENGTH, Settings
+from services.config import MIN_COOKIE_KEY_LENGTH, Settings, apply_process_defaults
 from services.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,14 @@ def prepare_home(settings: Settings) -> Path:
             f"PORTAL_HOME at {home} is not writable. Fix its permissions or choose another folder."
         )
     return home
+
+
+def prepare_runtime(settings: Settings) -> None:
+    """What every entry point (the app, the CLI) does before touching a backend: keep MLflow
+    from phoning home, and make sure the embedded default has its folder."""
+    apply_process_defaults(settings)
+    if settings.uses_embedded_database:
+        prepare_home(settings)
 
 
 def cookie_key(settings: Settings) -> str:

@@ -235,7 +235,7 @@ def reset_password(db: Database, *, actor: Actor, user_id: int, new_password: st
 
 def change_own_password(
     db: Database, *, actor: Actor, current_password: str, new_password: str
-) -> None:
+) -> UserPublic:
     """A user changes their own password, proving they know the current one."""
     _check_new_password(new_password)
     if actor.user_id is None:
@@ -264,6 +264,7 @@ def change_own_password(
             entity_id=user.id,
             summary=f"{user.username} changed their password",
         )
+        return _public(session, user)
 
 
 def unlock(db: Database, *, actor: Actor, user_id: int) -> UserPublic:

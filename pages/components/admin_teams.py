@@ -9,10 +9,9 @@ import streamlit as st
 
 from models.team import TeamCreate, TeamPublic, TeamUpdate
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import flash, show_error
+from pages.components.feedback import attempt, flash
 from pages.components.formatting import local_time
 from services import teams
-from services.errors import PortalError
 from services.validation import parse
 
 
@@ -49,6 +48,11 @@ def render() -> None:
         st.caption("Select a team to change its name, cost center or budget.")
 
 
+def _exact(amount: float) -> Decimal:
+    """The number input gives a float; budgets are kept as exact cents."""
+    return Decimal(str(amount))
+
+
 def _fields(prefix: str, team: TeamPublic | None = None) -> dict[str, object]:
     left, middle, right = st.columns(3)
     return {
@@ -59,13 +63,15 @@ def _fields(prefix: str, team: TeamPublic | None = None) -> dict[str, object]:
             key=f"{prefix}-cc",
             placeholder="e.g. CC-4100",
         ),
-        "monthly_budget": right.number_input(
-            "Monthly budget (USD)",
-            min_value=0.0,
-            step=100.0,
-            format="%.2f",
-            value=float(team.monthly_budget) if team else 0.0,
-            key=f"{prefix}-budget",
+        "monthly_budget": _exact(
+            right.number_input(
+                "Monthly budget (USD)",
+                min_value=0.0,
+                step=100.0,
+                format="%.2f",
+                value=float(team.monthly_budget) if team else 0.0,
+                key=f"{prefix}-budget",
+            )
         ),
     }
 
@@ -75,16 +81,14 @@ def _create_form() -> None:
         values = _fields("new-team")
         if not st.form_submit_button("Create team", type="primary"):
             return
-        values["monthly_budget"] = Decimal(str(values["monthly_budget"]))
-        try:
-            created = teams.create_team(
+        created = attempt(
+            lambda: teams.create_team(
                 database(), actor=current_actor(), data=parse(TeamCreate, values)
             )
-        except PortalError as error:
-            show_error(error)
-            return
-    flash(f"Created team {created.name}.")
-    st.rerun()
+        )
+    if created is not None:
+        flash(f"Created team {created.name}.")
+        st.rerun()
 
 
 def _edit_form(team: TeamPublic) -> None:
@@ -93,17 +97,15 @@ def _edit_form(team: TeamPublic) -> None:
         values = _fields(f"team-{team.id}-{team.version}", team)
         if not st.form_submit_button("Save team", type="primary"):
             return
-        values["monthly_budget"] = Decimal(str(values["monthly_budget"]))
-        try:
-            teams.update_team(
+        saved = attempt(
+            lambda: teams.update_team(
                 database(),
                 actor=current_actor(),
                 team_id=team.id,
                 data=parse(TeamUpdate, values),
                 expected_version=team.version,
             )
-        except PortalError as error:
-            show_error(error)
-            return
-    flash(f"Saved team {values['name']}.")
-    st.rerun()
+        )
+    if saved is not None:
+        flash(f"Saved team {saved.name}.")
+        st.rerun()

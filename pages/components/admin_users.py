@@ -9,10 +9,9 @@ from models.team import TeamPublic
 from models.types import utcnow
 from models.user import Role, UserCreate, UserPublic, UserUpdate
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import attempt, flash, show_error
+from pages.components.feedback import attempt, flash, passwords_match
 from pages.components.formatting import local_time, role_labels, table_height
 from services import teams, users
-from services.errors import PortalError
 from services.validation import parse
 
 ROLE_OPTIONS = [r.value for r in Role]
@@ -78,24 +77,22 @@ def _create_form(team_list: list[TeamPublic]) -> None:
         confirm = right.text_input("Repeat the password", type="password")
         if not st.form_submit_button("Create user", type="primary"):
             return
-        if password != confirm:
-            st.error("The two passwords do not match.")
+        if not passwords_match(password, confirm):
             return
-        try:
-            data = parse(
-                UserCreate,
-                {
-                    "username": username,
-                    "display_name": display_name,
-                    "email": email,
-                    "roles": roles,
-                    "password": password,
-                    "team_id": _team_id(team_list, team),
-                },
+        form = {
+            "username": username,
+            "display_name": display_name,
+            "email": email,
+            "roles": roles,
+            "password": password,
+            "team_id": _team_id(team_list, team),
+        }
+        created = attempt(
+            lambda: users.create_user(
+                database(), actor=current_actor(), data=parse(UserCreate, form)
             )
-            created = users.create_user(database(), actor=current_actor(), data=data)
-        except PortalError as error:
-            show_error(error)
+        )
+        if created is None:
             return
     flash(f"Created user {created.username}.")
     st.query_params["user"] = created.username
@@ -163,26 +160,23 @@ def _edit_form(user: UserPublic, team_list: list[TeamPublic]) -> None:
         if not st.form_submit_button("Save changes", type="primary"):
             return
         team_id = _team_id(team_list, team)
-        try:
-            changes = parse(
-                UserUpdate,
-                {
-                    "display_name": display_name,
-                    "email": email,
-                    "roles": roles,
-                    "team_id": team_id,
-                    "clear_team": team_id is None,
-                },
-            )
-            users.update_user(
+        form = {
+            "display_name": display_name,
+            "email": email,
+            "roles": roles,
+            "team_id": team_id,
+            "clear_team": team_id is None,
+        }
+        saved = attempt(
+            lambda: users.update_user(
                 database(),
                 actor=current_actor(),
                 user_id=user.id,
-                changes=changes,
+                changes=parse(UserUpdate, form),
                 expected_version=user.version,
             )
-        except PortalError as error:
-            show_error(error)
+        )
+        if saved is None:
             return
     flash(f"Saved changes to {user.username}.")
     st.rerun()
@@ -242,8 +236,7 @@ def _reset_password_form(user: UserPublic) -> None:
         confirm = st.text_input("Repeat the new password", type="password")
         if not st.form_submit_button("Reset password"):
             return
-        if new != confirm:
-            st.error("The two passwords do not match.")
+        if not passwords_match(new, confirm):
             return
         done = attempt(
             lambda: users.reset_password(

@@ -19,7 +19,7 @@ from streamlit_authenticator.utilities import LoginError
 from models.types import utcnow
 from models.user import User, UserCreate
 from pages.components.context import USER_KEY, current_actor
-from pages.components.feedback import show_error
+from pages.components.feedback import attempt, passwords_match
 from pages.components.guard import show_refusal
 from pages.components.navigation import SPECS_BY_KEY, PageSpec
 from services import auth, users
@@ -159,23 +159,17 @@ def first_admin_page(db: Database) -> None:
             submitted = st.form_submit_button("Create administrator", type="primary")
         if not submitted:
             return
-        if password != confirm:
-            st.error("The two passwords do not match.", icon=":material/error:")
+        if not passwords_match(password, confirm):
             return
-        try:
-            data = parse(
-                UserCreate,
-                {
-                    "username": username,
-                    "display_name": display_name,
-                    "email": email,
-                    "password": password,
-                    "roles": ["admin"],
-                },
-            )
-            created = users.create_first_admin(db, data=data)
-        except PortalError as error:
-            show_error(error)
+        form = {
+            "username": username,
+            "display_name": display_name,
+            "email": email,
+            "password": password,
+            "roles": ["admin"],
+        }
+        created = attempt(lambda: users.create_first_admin(db, data=parse(UserCreate, form)))
+        if created is None:
             return
         st.session_state[LOGIN_NOTICE_KEY] = (
             f"Administrator **{created.username}** created. Log in with the password you chose."
@@ -231,15 +225,14 @@ def password_popover(db: Database) -> None:
         new = st.text_input("New password", type="password", help="At least 12 characters.")
         confirm = st.text_input("Repeat the new password", type="password")
         if st.form_submit_button("Change password", type="primary"):
-            if new != confirm:
-                st.error("The two new passwords do not match.")
+            if not passwords_match(new, confirm):
                 return
-            try:
-                users.change_own_password(
+            changed = attempt(
+                lambda: users.change_own_password(
                     db, actor=current_actor(), current_password=current, new_password=new
                 )
-            except PortalError as error:
-                show_error(error)
+            )
+            if changed is None:
                 return
             st.session_state[SESSION_STARTED_KEY] = utcnow()
             st.success("Password changed.")

@@ -11,9 +11,9 @@ import streamlit as st
 
 from models.user import User
 from services.access import Actor
-from services.config import Settings, apply_process_defaults, get_settings
+from services.config import Settings, get_settings
 from services.db import Database, upgrade_schema
-from services.portal_home import prepare_home
+from services.portal_home import prepare_runtime
 from services.tracking import TrackingStoreWarmup
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ def settings() -> Settings:
 def database() -> Database:
     """The portal database, created or upgraded to the newest schema on first use."""
     current = settings()
-    apply_process_defaults(current)
-    if current.uses_embedded_database:
-        prepare_home(current)
+    prepare_runtime(current)
     db = _open_database(current.resolved_database_url)
     _tracking_warmup(current.resolved_tracking_uri)
     return db

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from services.errors import ExternalServiceError, PortalError, ValidationError
+from services.errors import ExternalServiceError, PortalError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,12 @@ def attempt(action: Callable[[], T], *, success: str | None = None) -> T | None:
     return result
 
 
-def field_errors(error: PortalError) -> dict[str, str]:
-    return error.fields if isinstance(error, ValidationError) else {}
+def passwords_match(password: str, repeated: str) -> bool:
+    """Say so when the two password fields differ (the form keeps the rest of its input)."""
+    if password != repeated:
+        st.error("The two passwords do not match.", icon=":material/error:")
+        return False
+    return True
 
 
 FLASH_KEY = "portal_flash"
