@@ -9,7 +9,7 @@ import streamlit as st
 
 from models.team import TeamCreate, TeamPublic, TeamUpdate
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import attempt, flash
+from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time
 from services import teams
 from services.validation import parse
@@ -77,8 +77,11 @@ def _fields(prefix: str, team: TeamPublic | None = None) -> dict[str, object]:
 
 
 def _create_form() -> None:
-    with st.expander("Create a team", icon=":material/group_add:"), st.form("create-team"):
-        values = _fields("new-team")
+    with (
+        st.expander("Create a team", icon=":material/group_add:"),
+        st.form(form_key("create-team")),
+    ):
+        values = _fields(form_key("create-team"))
         if not st.form_submit_button("Create team", type="primary"):
             return
         created = attempt(
@@ -87,6 +90,7 @@ def _create_form() -> None:
             )
         )
     if created is not None:
+        renew_form("create-team")
         flash(f"Created team {created.name}.")
         st.rerun()
 

@@ -9,7 +9,7 @@ from models.team import TeamPublic
 from models.types import utcnow
 from models.user import Role, UserCreate, UserPublic, UserUpdate
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import attempt, flash, passwords_match
+from pages.components.feedback import attempt, flash, form_key, passwords_match, renew_form
 from pages.components.formatting import local_time, role_labels, table_height
 from services import teams, users
 from services.validation import parse
@@ -21,8 +21,8 @@ NO_TEAM = "— no team —"
 def _status(user: UserPublic) -> str:
     if user.disabled:
         return "Disabled"
-    if user.is_locked(utcnow()):
-        return f"Locked until {local_time(user.locked_until, settings().zone, with_zone=False)}"
+    if user.is_locked(utcnow()) and user.locked_until is not None:
+        return f"Locked until {user.locked_until.astimezone(settings().zone):%H:%M}"
     return "Active"
 
 
@@ -57,7 +57,10 @@ def render() -> None:
 
 
 def _create_form(team_list: list[TeamPublic]) -> None:
-    with st.expander("Create a user", icon=":material/person_add:"), st.form("create-user"):
+    with (
+        st.expander("Create a user", icon=":material/person_add:"),
+        st.form(form_key("create-user")),
+    ):
         left, right = st.columns(2)
         username = left.text_input("Username", placeholder="e.g. jane.doe")
         display_name = right.text_input("Full name")
@@ -94,6 +97,7 @@ def _create_form(team_list: list[TeamPublic]) -> None:
         )
         if created is None:
             return
+    renew_form("create-user")
     flash(f"Created user {created.username}.")
     st.query_params["user"] = created.username
     st.rerun()
@@ -122,11 +126,20 @@ def _table(people: list[UserPublic]) -> UserPublic | None:
         selection_default={"selection": {"rows": default_rows, "columns": []}}
         if default_rows
         else None,
-        key="users-table",
+        # Keyed by the user in the URL: Streamlit applies a default selection only when a table
+        # is first drawn, so a new key is what lets "?user=" (a shared link, a just-created
+        # user) select its row.
+        key=f"users-table-{wanted or ''}",
         height=table_height(len(people)),
+        column_config={
+            "Roles": st.column_config.TextColumn(width="medium"),
+            "Email": st.column_config.TextColumn(width="medium"),
+        },
     )
     rows = event.selection.rows if event is not None else []
     if not rows:
+        if default_rows:  # the user cleared the selection the URL had made
+            del st.query_params["user"]
         st.caption(
             "Select a user to edit their roles and team, disable them or reset their password."
         )

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SESSION_STARTED_KEY = "portal_session_started_at"
 SETUP_DONE_KEY = "portal_setup_done"
 LOGIN_NOTICE_KEY = "portal_login_notice"
+LOGOUT_REASON_KEY = "portal_logout_reason"
 LOGOUT_REQUESTED_KEY = "portal_logout_requested"
 COOKIE_PENDING_KEY = "portal_cookie_pending"
 
@@ -60,6 +61,8 @@ def build_authenticator(db: Database, settings: Settings) -> stauth.Authenticate
     def check_credentials(username: str, password: str) -> bool:
         auth.authenticate(db, username=username, password=password)  # raises when refused
         st.session_state[SESSION_STARTED_KEY] = utcnow()
+        for notice in (LOGIN_NOTICE_KEY, LOGOUT_REASON_KEY):
+            st.session_state.pop(notice, None)
         return True
 
     # The library's own check compares against hashes in its dict and counts failures in
@@ -94,7 +97,7 @@ def resolve_user(
     if reason is not None:
         authenticator.logout(location="unrendered")
         st.session_state.pop(USER_KEY, None)
-        st.session_state["portal_logout_reason"] = reason
+        st.session_state[LOGOUT_REASON_KEY] = reason
         return None
     return user
 
@@ -113,10 +116,12 @@ def login_page(authenticator: stauth.Authenticate) -> Callable[[], None]:
         with middle:
             st.title("AI Ops Portal", anchor=False)
             st.caption("Sign in to manage your organisation's foundation models.")
-            reason = st.session_state.pop("portal_logout_reason", None)
+            # Read, not popped: the cookie component reruns this page moments after it is drawn,
+            # and the notice must survive that; a successful login clears it.
+            reason = st.session_state.get(LOGOUT_REASON_KEY)
             if reason:
                 st.warning(reason, icon=":material/logout:")
-            notice = st.session_state.pop(LOGIN_NOTICE_KEY, None)
+            notice = st.session_state.get(LOGIN_NOTICE_KEY)
             if notice:
                 st.success(notice, icon=":material/check_circle:")
             try:
@@ -198,6 +203,7 @@ def end_session_if_requested(authenticator: stauth.Authenticate) -> None:
     if st.session_state.pop(LOGOUT_REQUESTED_KEY, False):
         authenticator.logout(location="unrendered")
         st.session_state.pop(USER_KEY, None)
+        st.session_state.pop(LOGOUT_REASON_KEY, None)
         st.session_state[LOGIN_NOTICE_KEY] = "You have logged out."
 
 

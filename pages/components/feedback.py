@@ -68,3 +68,14 @@ def show_flash() -> None:
     message = st.session_state.pop(FLASH_KEY, None)
     if message:
         st.toast(message, icon=":material/check_circle:")
+
+
+def form_key(name: str) -> str:
+    """The key of a create-form; ``renew_form`` changes it so the next run draws it empty."""
+    return f"{name}-{st.session_state.get(f'{name}-generation', 0)}"
+
+
+def renew_form(name: str) -> None:
+    """After a successful create, start the next one from blank fields (on errors the form
+    keeps its input, because its key stays the same)."""
+    st.session_state[f"{name}-generation"] = st.session_state.get(f"{name}-generation", 0) + 1
