@@ -2,6 +2,19 @@
 every table on ``SQLModel.metadata`` (Alembic and the tests rely on that)."""
 
 from models.audit import AuditChainHead, AuditEvent, AuditEventPublic
+from models.dataset import Dataset, DatasetCreate, DatasetVersion, PiiStatus
+from models.registry import (
+    ModelAsset,
+    ModelAssetCreate,
+    ModelKind,
+    ModelVersion,
+    ModelVersionCardUpdate,
+    ModelVersionCreate,
+    RegistrySync,
+    Source,
+    Stage,
+    StageChange,
+)
 from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
 from models.user import Role, User, UserCreate, UserPublic, UserUpdate
 
@@ -9,7 +22,21 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuditEventPublic",
+    "Dataset",
+    "DatasetCreate",
+    "DatasetVersion",
+    "ModelAsset",
+    "ModelAssetCreate",
+    "ModelKind",
+    "ModelVersion",
+    "ModelVersionCardUpdate",
+    "ModelVersionCreate",
+    "PiiStatus",
+    "RegistrySync",
     "Role",
+    "Source",
+    "Stage",
+    "StageChange",
     "Team",
     "TeamCreate",
     "TeamPublic",

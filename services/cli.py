@@ -161,7 +161,25 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
         for username, roles, password in created.new_users:
             print(f"  {username:<16} {roles:<34} {password}")
     print(f"Teams: {', '.join(created.teams)}.")
+    print(f"Catalog: {created.catalog}.")
     return EXIT_OK
+
+
+def cmd_registry_sync(args: argparse.Namespace) -> int:
+    from services.registry.sources.base import sources_for
+    from services.registry.sync import sync_source
+
+    db = _database()
+    sources = sources_for(get_settings())
+    chosen = [args.source] if args.source else list(sources)
+    failed = False
+    for name in chosen:
+        result = sync_source(db, actor=Actor.command_line(), source=sources[name])
+        print(result.describe(), file=sys.stderr if result.error else sys.stdout)
+        # An unconfigured source fails only when it was asked for by name.
+        asked = bool(args.source) or sources[name].unavailable_reason() is None
+        failed = failed or (result.error is not None and asked)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -214,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo_sub.add_parser("seed", help="create a believable demo organisation").set_defaults(
         run=cmd_demo_seed
     )
+
+    registry_cmd = sub.add_parser("registry", help="the AI registry")
+    registry_sub = registry_cmd.add_subparsers(
+        dest="registry_command", required=True, parser_class=_Parser
+    )
+    sync_cmd = registry_sub.add_parser("sync", help="sync models from Bedrock, SageMaker, MLflow")
+    sync_cmd.add_argument(
+        "--source",
+        choices=["bedrock", "sagemaker", "mlflow"],
+        help="only this source (default: every source)",
+    )
+    sync_cmd.set_defaults(run=cmd_registry_sync)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

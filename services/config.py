@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     report_tz: str = "UTC"
     mlflow_telemetry: bool = False
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    max_dataset_mb: int = Field(default=1024, ge=1, le=1_048_576)
     environment: Literal["development", "production"] = "development"
 
     @field_validator("report_tz")

@@ -11,8 +11,10 @@ from models.team import TeamCreate
 from models.user import UserCreate
 from services import teams, users
 from services.access import Actor
+from services.config import get_settings
 from services.db import Database
 from services.errors import Conflict
+from services.registry.demo import seed_catalog
 
 DEMO_TEAMS = (
     ("Payments", "CC-4100", Decimal("5000.00")),
@@ -35,6 +37,7 @@ DEMO_USERS = (
 class SeedResult:
     teams: list[str] = field(default_factory=list)
     new_users: list[tuple[str, str, str]] = field(default_factory=list)  # username, roles, password
+    catalog: str = ""
 
 
 def seed(db: Database) -> SeedResult:
@@ -66,4 +69,5 @@ def seed(db: Database) -> SeedResult:
         except Conflict:
             continue
         result.new_users.append((username, ",".join(roles), password))
+    result.catalog = seed_catalog(db, get_settings(), existing)
     return result

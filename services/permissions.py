@@ -12,6 +12,8 @@ from models.user import Role
 class Permission(StrEnum):
     VIEW_REGISTRY = "view_registry"
     MANAGE_REGISTRY = "manage_registry"
+    EXCEPT_DATASET_PII = "except_dataset_pii"
+    SYNC_REGISTRY = "sync_registry"
     VIEW_JOBS = "view_jobs"
     LAUNCH_JOBS = "launch_jobs"
     VIEW_EXPERIMENTS = "view_experiments"
@@ -39,9 +41,16 @@ _READ_MODELS = {
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.DATA_SCIENTIST: frozenset(
         _READ_MODELS
-        | {Permission.MANAGE_REGISTRY, Permission.LAUNCH_JOBS, Permission.REQUEST_PROMOTION}
+        | {
+            Permission.MANAGE_REGISTRY,
+            Permission.SYNC_REGISTRY,
+            Permission.LAUNCH_JOBS,
+            Permission.REQUEST_PROMOTION,
+        }
     ),
-    Role.APPROVER: frozenset(_READ_MODELS | {Permission.APPROVE_PROMOTION}),
+    Role.APPROVER: frozenset(
+        _READ_MODELS | {Permission.APPROVE_PROMOTION, Permission.EXCEPT_DATASET_PII}
+    ),
     Role.MANAGER: frozenset({Permission.VIEW_ALL_USAGE, Permission.MANAGE_BUDGETS}),
     Role.ADMIN: frozenset(
         {
@@ -50,6 +59,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AUDIT,
             Permission.MANAGE_POLICIES,
             Permission.MANAGE_PRICES,
+            Permission.EXCEPT_DATASET_PII,
+            Permission.SYNC_REGISTRY,
         }
     ),
 }

@@ -30,3 +30,9 @@ def money(value: Decimal | float | int | None, currency: str = "$") -> str:
 def table_height(rows: int, *, max_rows: int = 12) -> int:
     """Pixel height that shows ``rows`` rows without an empty band, scrolling past max_rows."""
     return 38 + 35 * max(1, min(rows, max_rows))
+
+
+def parse_pairs(text: str) -> dict[str, str]:
+    """``"a=1, b=two"`` as ``{"a": "1", "b": "two"}``, the way key=value fields are typed."""
+    pairs = (chunk.partition("=") for chunk in text.split(",") if chunk.strip())
+    return {key.strip(): value.strip() for key, _, value in pairs}
