@@ -125,7 +125,15 @@ class ModelAsset(ModelAssetBase, table=True):
 
 
 class ModelAssetCreate(ModelAssetBase):
-    pass
+    reference: str | None = Field(default=None, max_length=500)
+    """Where the model lives: a Hugging Face id, an ARN or a URI (optional)."""
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference(cls, value: object) -> object:
+        if isinstance(value, str):
+            return reject_control_characters(value.strip()) or None
+        return value
 
 
 class ModelVersionBase(SQLModel):

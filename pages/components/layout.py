@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlparse
+
 import streamlit as st
 
 from pages.components.formatting import role_labels
@@ -27,3 +29,15 @@ def not_available_yet(what: str, issue: int, bullets: list[str]) -> None:
 def account_summary(display_name: str, username: str, roles: list[str], team: str | None) -> None:
     st.markdown(f"**{display_name}**  \n`{username}`")
     st.caption(f"{role_labels(roles)} · {team or 'no team'}")
+
+
+def internal_link(url: str, label: str, icon: str | None = None) -> None:
+    """A link to another portal page (``/registry?model=3``) that opens in the same tab."""
+    parsed = urlparse(url)
+    path = parsed.path.strip("/")
+    spec = next((s for s in SPECS_BY_KEY.values() if s.url_path == path), None)
+    if spec is None:
+        st.markdown(f"[{label}]({url})")
+        return
+    params = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    st.page_link(spec.file, label=label, icon=icon, query_params=params)

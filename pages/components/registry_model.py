@@ -10,8 +10,9 @@ from models.registry import ModelKind, ModelVersionCardUpdate, ModelVersionCreat
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, parse_pairs, table_height
+from pages.components.layout import internal_link
 from pages.components.registry_models import forget_cached_catalog, int_param
-from services.registry import assets, cards, lineage
+from services.registry import assets, cards, dataset_catalog, lineage
 from services.registry.cards import ModelDetail, VersionCard
 from services.validation import parse
 
@@ -150,8 +151,12 @@ def _card(model_id: int, number: int, can_edit: bool) -> None:
         )
         if graph is not None:
             st.graphviz_chart(graph.to_dot(), width="stretch")
-            links = [f"[{n.label.splitlines()[0]}]({n.link})" for n in graph.nodes if n.link]
-            st.caption("Open: " + " · ".join(links))
+            with st.container(horizontal=True):
+                for node in graph.nodes:
+                    if node.link and node.kind != "version":
+                        internal_link(
+                            node.link, node.label.splitlines()[0], icon=":material/open_in_new:"
+                        )
     with history:
         st.dataframe(
             pd.DataFrame(
@@ -196,11 +201,12 @@ def _card_body(card: VersionCard, can_edit: bool) -> None:
         if data is None:
             st.caption("No dataset version recorded.")
         else:
-            st.markdown(
-                f"[{data.dataset_name} v{data.number}](/registry?dataset={data.dataset_id}"
-                f"&dataset_version={data.number}) · {data.records:,} records · "
-                f"PII: {data.pii_status}"
+            internal_link(
+                f"/registry?dataset={data.dataset_id}&dataset_version={data.number}",
+                f"{data.dataset_name} v{data.number}",
+                icon=":material/dataset:",
             )
+            st.caption(f"{data.records:,} records · PII {data.pii_status}")
         refs = {
             "Artifact": version.artifact_uri,
             "MLflow run": version.mlflow_run_id,
@@ -317,11 +323,9 @@ def _register_version_form(model_id: int) -> None:
         run_id = left.text_input("MLflow run id", placeholder="optional")
         artifact = right.text_input("Artifact URI", placeholder="s3://… or models:/…")
         base = left.text_input("Base model", placeholder="inherits the model's when empty")
-        dataset_version = right.number_input(
-            "Training dataset version id",
-            min_value=0,
-            value=0,
-            help="0 when none; the Datasets view lists ids",
+        choices = dict(dataset_catalog.version_choices(database(), actor=current_actor()))
+        dataset_version = right.selectbox(
+            "Training data", [0, *choices], format_func=lambda i: choices.get(i, "— none —")
         )
         metrics = st.text_input("Metrics", placeholder="eval_loss=1.23, accuracy=0.81")
         params = st.text_input("Parameters", placeholder="learning_rate=1e-4, epochs=3")

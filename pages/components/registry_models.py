@@ -236,6 +236,9 @@ def _register_form() -> None:
         names: dict[int | None, str] = {None: "— none —"} | {t.id: t.name for t in team_list}
         team = left.selectbox("Owner team", list(names), format_func=names.__getitem__)
         tags = right.text_input("Tags", placeholder="key=value, key2=value2")
+        reference = st.text_input(
+            "Reference", placeholder="Hugging Face id, ARN or URI, e.g. mistralai/Mistral-7B-v0.3"
+        )
         description = st.text_area("Description", height=80)
         if not st.form_submit_button("Register model", type="primary"):
             return
@@ -244,6 +247,7 @@ def _register_form() -> None:
             "kind": kind,
             "provider": provider,
             "base_model": base or None,
+            "reference": reference,
             "owner_team_id": team,
             "description": description,
             "tags": parse_pairs(tags),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from models.dataset import DatasetVersion
@@ -90,16 +90,22 @@ def register_model(db: Database, *, actor: Actor, data: ModelAssetCreate) -> Mod
     with db.write() as session:
         require(session, actor, Permission.MANAGE_REGISTRY)
         _check_team(session, data.owner_team_id)
-        ref = portal_ref(data.name)
+        ref = data.reference or portal_ref(data.name)
         taken = session.exec(
-            select(ModelAsset.id).where(
-                ModelAsset.source == Source.PORTAL.value, ModelAsset.source_ref == ref
+            select(ModelAsset.name).where(
+                ModelAsset.source == Source.PORTAL.value,
+                or_(
+                    func.lower(ModelAsset.name) == data.name.lower(),
+                    col(ModelAsset.source_ref) == ref,
+                ),
             )
         ).first()
         if taken is not None:
-            raise Conflict(f"A model named {data.name!r} is already registered in the portal.")
+            raise Conflict(
+                f"{taken!r} is already registered in the portal under this name or reference."
+            )
         model = ModelAsset.model_validate(
-            data,
+            data.model_dump(exclude={"reference"}),
             update={"source": Source.PORTAL.value, "source_ref": ref, "created_by": actor.username},
         )
         session.add(model)

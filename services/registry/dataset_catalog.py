@@ -94,3 +94,18 @@ def dataset_detail(db: Database, *, actor: Actor, dataset_id: int) -> DatasetDet
             .order_by(col(DatasetVersion.number).desc())
         ).all()
         return DatasetDetail(dataset, team.name if team else None, list(versions))
+
+
+def version_choices(db: Database, *, actor: Actor) -> list[tuple[int, str]]:
+    """Every dataset version as (id, "name vN · records · PII"), newest first, for pickers."""
+    with db.read() as session:
+        require(session, actor, Permission.VIEW_REGISTRY)
+        rows = session.exec(
+            select(DatasetVersion, col(Dataset.name))
+            .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))
+            .order_by(col(DatasetVersion.created_at).desc())
+        ).all()
+    return [
+        (v.id or 0, f"{name} v{v.number} · {v.record_count:,} records · PII {v.pii_status}")
+        for v, name in rows
+    ]

@@ -122,7 +122,9 @@ def version_lineage(db: Database, *, actor: Actor, model_id: int, number: int) -
                 "/experiments?" + urlencode({"runs": version.mlflow_run_id}),
             ),
             after=upstream,
-            label="logged" if upstream else "",
+            label={"job": "logged", "dataset": "trained"}.get(upstream.kind, "")
+            if upstream
+            else "",
         )
     current = graph.add(
         Node(

@@ -220,3 +220,20 @@ def test_lineage_links_run_version_and_stages(db: Database, scientist: Actor) ->
     dot = graph.to_dot()
     assert f"/registry?model={model_id}&version=1" in dot and "/experiments?runs=" in dot
     assert "staging" in dot and "by priya" in dot
+
+
+def test_a_hugging_face_model_keeps_its_id_as_reference(db: Database, scientist: Actor) -> None:
+    model_id = add_model(
+        db,
+        scientist,
+        "Mistral 7B",
+        kind="foundation",
+        provider="Hugging Face",
+        reference="mistralai/Mistral-7B-v0.3",
+    )
+    detail = cards.model_detail(db, actor=scientist, model_id=model_id)
+    assert detail.model.source_ref == "mistralai/Mistral-7B-v0.3"
+    page = catalog.search_models(db, actor=scientist, query=catalog.ModelQuery(text="mistralai/"))
+    assert page.total == 1
+    with pytest.raises(Conflict, match="under this name or reference"):
+        add_model(db, scientist, "Another name", reference="mistralai/Mistral-7B-v0.3")
