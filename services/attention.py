@@ -6,15 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.audit import AuditChainHead
+from models.dataset import Dataset, DatasetVersion, PiiStatus
 from models.team import Team
 from models.types import utcnow
 from models.user import User
 from services.access import Actor, require
 from services.db import Database
-from services.permissions import Permission
+from services.permissions import Permission, permissions_of
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,38 @@ def admin_overview(db: Database, *, actor: Actor) -> AdminOverview:
             )
         )
     return AdminOverview(len(active), len(people) - len(active), len(teams), audit_events, items)
+
+
+def registry_items(db: Database, *, actor: Actor) -> list[AttentionItem]:
+    """Flagged datasets: approvers and admins decide on them; their registrants wait."""
+    granted = permissions_of(actor.roles)
+    items: list[AttentionItem] = []
+    with db.read() as session:
+        require(session, actor, Permission.VIEW_REGISTRY)
+        flagged = session.exec(
+            select(DatasetVersion, Dataset.name)
+            .join(Dataset, col(Dataset.id) == col(DatasetVersion.dataset_id))
+            .where(DatasetVersion.pii_status == PiiStatus.FLAGGED.value)
+            .order_by(col(DatasetVersion.created_at))
+        ).all()
+    mine = [f"{name} v{v.number}" for v, name in flagged if v.created_by == actor.username]
+    others = [f"{name} v{v.number}" for v, name in flagged if v.created_by != actor.username]
+    if Permission.EXCEPT_DATASET_PII in granted and others:
+        items.append(
+            AttentionItem(
+                "warning",
+                f"{len(others)} dataset version(s) flagged for personal data",
+                f"Fine-tuning waits for your decision on {_names(others)}.",
+                "registry",
+            )
+        )
+    if Permission.MANAGE_REGISTRY in granted and mine:
+        items.append(
+            AttentionItem(
+                "info",
+                f"{len(mine)} of your dataset version(s) flagged for personal data",
+                f"An approver must accept the findings of {_names(mine)} before fine-tuning.",
+                "registry",
+            )
+        )
+    return items

@@ -61,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_PRICES,
             Permission.EXCEPT_DATASET_PII,
             Permission.SYNC_REGISTRY,
+            Permission.VIEW_REGISTRY,  # to read the catalog and decide on flagged datasets
         }
     ),
 }

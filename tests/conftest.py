@@ -6,6 +6,7 @@ fails the run instead of skipping those tests."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,14 @@ from services.access import Actor
 from services.auth import active_user
 from services.config import get_settings
 from services.db import Database, upgrade_schema
+
+# Importing page modules outside a Streamlit run makes Streamlit warn once per call; the
+# warning says itself that it "can be ignored", and it buries real output.
+for _noisy in (
+    "streamlit.runtime.scriptrunner_utils.script_run_context",
+    "streamlit.runtime.caching.cache_data_api",
+):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 PG_URL_VAR = "PORTAL_TEST_DATABASE_URL"
 REQUIRED = {part.strip() for part in os.environ.get("PORTAL_TEST_REQUIRE", "").split(",") if part}

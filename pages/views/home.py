@@ -10,6 +10,7 @@ from pages.components.feedback import attempt
 from pages.components.guard import page_user
 from pages.components.navigation import SPECS_BY_KEY
 from services import attention
+from services.permissions import Permission, permissions_of
 
 ICONS = {"error": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}
 
@@ -34,6 +35,7 @@ ROLE_NOTES = {
 user = page_user("home")
 st.subheader(f"Welcome, {user.display_name}", anchor=False)
 
+items: list[attention.AttentionItem] = []
 if Role.ADMIN in user.roles:
     overview = attempt(lambda: attention.admin_overview(database(), actor=current_actor()))
     if overview is not None:
@@ -42,21 +44,19 @@ if Role.ADMIN in user.roles:
             st.metric("Disabled users", overview.disabled_users, border=True)
             st.metric("Teams", overview.teams, border=True)
             st.metric("Audit events", f"{overview.audit_events:,}", border=True)
-        st.markdown("#### Needs your attention")
-        if not overview.items:
-            st.success(
-                "Nothing needs your attention: no locked accounts, every user has a team.",
-                icon=":material/check_circle:",
-            )
-        for item in overview.items:
-            with st.container(border=True):
-                st.markdown(f"{ICONS[item.severity]} **{item.title}**  \n{item.detail}")
-                if item.page:
-                    st.page_link(
-                        SPECS_BY_KEY[item.page].file,
-                        label="Open Admin",
-                        icon=":material/arrow_forward:",
-                    )
+        items += overview.items
+if Permission.VIEW_REGISTRY in permissions_of(user.roles):
+    items += attempt(lambda: attention.registry_items(database(), actor=current_actor())) or []
+
+st.markdown("#### Needs your attention")
+if not items:
+    st.success("Nothing needs your attention right now.", icon=":material/check_circle:")
+for item in items:
+    with st.container(border=True):
+        st.markdown(f"{ICONS[item.severity]} **{item.title}**  \n{item.detail}")
+        if item.page:
+            spec = SPECS_BY_KEY[item.page]
+            st.page_link(spec.file, label=f"Open {spec.title}", icon=":material/arrow_forward:")
 
 for role, (title, note) in ROLE_NOTES.items():
     if role in user.roles:

@@ -67,7 +67,7 @@ def test_deep_link_opens_a_versions_model_card(catalog_db: Database) -> None:
     assert not at.exception
     assert any("Version 2" in m.value for m in at.markdown)
     shown = texts(at)
-    assert "support-conversations v1" in shown and "In production over time" in shown
+    assert "1,200 records · PII clean" in shown and "In production over time" in shown
     assert not [b for b in at.button if b.label == "Save model card"]  # approvers only read
 
 
@@ -110,3 +110,13 @@ def test_register_a_model_from_the_form(catalog_db: Database) -> None:
     widget(bad.button, "Register model").click().run()
     assert "Tags: tag 'not a key' must be" in texts(bad)
     assert widget(bad.text_input, "Name").value == "Bad tags"
+
+
+def test_home_shows_flagged_datasets_to_who_must_act(catalog_db: Database) -> None:
+    approver = signed_in("priya").run()
+    assert "1 dataset version(s) flagged for personal data" in texts(approver)
+    assert "payment-disputes v1" in texts(approver)
+    owner = signed_in("dana").run()
+    assert "1 of your dataset version(s) flagged for personal data" in texts(owner)
+    someone_else = signed_in("sam").run()
+    assert "Nothing needs your attention right now." in texts(someone_else)

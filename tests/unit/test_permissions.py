@@ -81,7 +81,7 @@ EXPECTED_PAGES = {
     Role.DATA_SCIENTIST: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.APPROVER: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.MANAGER: {"home", "usage"},
-    Role.ADMIN: {"home", "admin"},
+    Role.ADMIN: {"home", "registry", "admin"},
 }
 
 
@@ -92,4 +92,9 @@ def test_each_role_opens_exactly_its_pages(role: Role) -> None:
 
 def test_several_roles_open_the_union_of_their_pages() -> None:
     roles = [Role.MANAGER, Role.ADMIN]
-    assert {k for k, p in PAGES.items() if p.allows(roles)} == {"home", "usage", "admin"}
+    assert {k for k, p in PAGES.items() if p.allows(roles)} == {
+        "home",
+        "usage",
+        "admin",
+        "registry",
+    }
