@@ -9,34 +9,14 @@ table. Both measured in this one run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-FLOOR_PAGE = """
-import numpy as np
-import pandas as pd
-import streamlit as st
-
-@st.cache_data
-def table() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    return pd.DataFrame({"model": [f"model-{i}" for i in range(10_000)],
-                         "version": rng.integers(1, 20, 10_000),
-                         "stage": rng.choice(["development", "staging", "production"], 10_000),
-                         "eval_loss": rng.random(10_000)})
-
-st.title("Floor")
-st.dataframe(table())
-"""
+from benchmarks.harness import floor_app, signed_in_page, use_portal_home, warm_reruns
 
 
 def seed(models: int, versions: int) -> None:
@@ -111,36 +91,9 @@ def seed(models: int, versions: int) -> None:
     db.dispose()
 
 
-def warm_reruns(
-    at: AppTest, runs: int, *, before_each: Callable[[], None] | None = None
-) -> list[float]:
-    at.run()  # cold: imports, caches, first queries
-    assert not at.exception, at.exception
-    samples = []
-    for _ in range(runs):
-        if before_each is not None:
-            before_each()
-        started = time.perf_counter()
-        at.run()
-        samples.append(time.perf_counter() - started)
-        assert not at.exception, at.exception
-    return samples
-
-
 def registry_app() -> AppTest:
-    from models.types import utcnow
-    from pages.components.auth_views import SESSION_STARTED_KEY
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = "dana"
-    at.session_state["logout"] = None
-    at.session_state[SESSION_STARTED_KEY] = utcnow()
-    at.run()
-    at.switch_page("pages/views/registry.py")
-    for key, value in {"provider": "Meta", "stage": "production", "sort": "updated"}.items():
-        at.query_params[key] = value
-    return at
+    params = {"provider": "Meta", "stage": "production", "sort": "updated"}
+    return signed_in_page("dana", "pages/views/registry.py", params)
 
 
 def main() -> None:
@@ -150,21 +103,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        os.environ.update(
-            {
-                "PORTAL_HOME": home,
-                "PORTAL_BCRYPT_ROUNDS": "4",
-                "PORTAL_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-            }
-        )
+        use_portal_home(home)
         seed(args.models, args.versions)
         registry = warm_reruns(registry_app(), args.runs)
         from pages.components.registry_models import forget_cached_catalog
 
         uncached = warm_reruns(registry_app(), args.runs, before_each=forget_cached_catalog)
-        floor_file = Path(home) / "floor.py"
-        floor_file.write_text(FLOOR_PAGE)
-        floor = warm_reruns(AppTest.from_file(str(floor_file), default_timeout=120), args.runs)
+        floor = warm_reruns(floor_app(home), args.runs)
     reg, flo = statistics.median(registry) * 1000, statistics.median(floor) * 1000
     print(
         f"Catalog: {args.models:,} models, {args.versions:,} versions; "

@@ -16,15 +16,21 @@ from models.registry import (
     StageChange,
 )
 from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
+from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobStatus
 from models.user import Role, User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuditEventPublic",
+    "Backend",
+    "ComputePrice",
     "Dataset",
     "DatasetCreate",
     "DatasetVersion",
+    "FineTuneJob",
+    "JobEvent",
+    "JobStatus",
     "ModelAsset",
     "ModelAssetCreate",
     "ModelKind",

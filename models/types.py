@@ -38,6 +38,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 MONEY = Numeric(14, 2, asdecimal=True)
 """Money columns: two decimals, ``Decimal`` in Python, never float."""
 
+PRICE = Numeric(16, 8, asdecimal=True)
+"""Unit prices (per hour, per 1,000 tokens): fractions of a cent matter, so eight decimals."""
+
 
 def as_money(value: Decimal | int | str) -> Decimal:
     return Decimal(value).quantize(Decimal("0.01"))

@@ -1,16 +1,18 @@
 """What needs a user's attention, per role, for the Home page. Later capabilities add their
-items here (pending approvals, running jobs, budget alerts)."""
+items here (pending approvals, budget alerts)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 
 from models.audit import AuditChainHead
 from models.dataset import Dataset, DatasetVersion, PiiStatus
 from models.team import Team
+from models.training import ACTIVE_STATUSES, FineTuneJob, JobStatus
 from models.types import utcnow
 from models.user import User
 from services.access import Actor, require
@@ -123,6 +125,56 @@ def registry_items(db: Database, *, actor: Actor) -> list[AttentionItem]:
                 f"{len(mine)} of your dataset version(s) flagged for personal data",
                 f"An approver must accept the findings of {_names(mine)} before fine-tuning.",
                 "registry",
+            )
+        )
+    return items
+
+
+def job_items(db: Database, *, actor: Actor) -> list[AttentionItem]:
+    """A data scientist's own jobs: running or queued, failed lately, finished but unregistered."""
+    since = utcnow() - timedelta(days=7)
+    with db.read() as session:
+        require(session, actor, Permission.LAUNCH_JOBS)
+        mine = session.exec(
+            select(FineTuneJob).where(
+                FineTuneJob.owner == actor.username,
+                or_(
+                    col(FineTuneJob.status).in_(ACTIVE_STATUSES),
+                    col(FineTuneJob.finished_at) >= since,
+                ),
+            )
+        ).all()
+    active = [j.name for j in mine if j.status in ACTIVE_STATUSES]
+    failed = [j.name for j in mine if j.status == JobStatus.FAILED.value]
+    unregistered = [
+        j.name for j in mine if j.status == JobStatus.COMPLETED.value and j.model_version_id is None
+    ]
+    items: list[AttentionItem] = []
+    if failed:
+        items.append(
+            AttentionItem(
+                "warning",
+                f"{len(failed)} of your fine-tuning job(s) failed this week",
+                f"{_names(failed)}: the job page says why.",
+                "fine-tuning",
+            )
+        )
+    if unregistered:
+        items.append(
+            AttentionItem(
+                "info",
+                f"{len(unregistered)} finished job(s) not registered yet",
+                f"Register {_names(unregistered)} as model versions to compare and promote them.",
+                "fine-tuning",
+            )
+        )
+    if active:
+        items.append(
+            AttentionItem(
+                "info",
+                f"{len(active)} of your job(s) running or queued",
+                f"{_names(active)}.",
+                "fine-tuning",
             )
         )
     return items

@@ -162,6 +162,7 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
             print(f"  {username:<16} {roles:<34} {password}")
     print(f"Teams: {', '.join(created.teams)}.")
     print(f"Catalog: {created.catalog}.")
+    print(f"Fine-tuning: {created.jobs}.")
     return EXIT_OK
 
 
@@ -180,6 +181,32 @@ def cmd_registry_sync(args: argparse.Namespace) -> int:
         asked = bool(args.source) or sources[name].unavailable_reason() is None
         failed = failed or (result.error is not None and asked)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.training.daemon import serve
+
+    logging.getLogger().setLevel(logging.INFO)
+    return serve(
+        _database(),
+        get_settings(),
+        once=args.once,
+        exclusive=args.exclusive,
+        parent_pid=args.parent_pid,
+        slots=args.slots,
+    )
+
+
+def cmd_jobs_reconcile(args: argparse.Namespace) -> int:
+    from services.training.jobs import refresh_active_cloud_jobs
+    from services.training.worker import Worker
+
+    db, settings = _database(), get_settings()
+    for line in Worker(db, settings).reconcile():
+        print(line)
+    refreshed = refresh_active_cloud_jobs(db, settings)
+    print(f"reconciled local jobs; refreshed {refreshed} cloud job(s)")
+    return EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -244,6 +271,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this source (default: every source)",
     )
     sync_cmd.set_defaults(run=cmd_registry_sync)
+
+    worker = sub.add_parser("worker", help="run queued local training jobs")
+    worker.add_argument("--once", action="store_true", help="run until the queue is empty")
+    worker.add_argument(
+        "--exclusive", action="store_true", help="exit if a worker already serves PORTAL_HOME"
+    )
+    worker.add_argument("--parent-pid", type=int, help="end when this process ends")
+    worker.add_argument(
+        "--slots", type=int, help="jobs to run at once (default: PORTAL_MAX_LOCAL_JOBS)"
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    jobs_cmd = sub.add_parser("jobs", help="fine-tuning jobs")
+    jobs_sub = jobs_cmd.add_subparsers(dest="jobs_command", required=True, parser_class=_Parser)
+    jobs_sub.add_parser(
+        "reconcile", help="fail jobs whose process died; refresh cloud jobs"
+    ).set_defaults(run=cmd_jobs_reconcile)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

@@ -48,6 +48,23 @@ class Settings(BaseSettings):
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     max_dataset_mb: int = Field(default=1024, ge=1, le=1_048_576)
     environment: Literal["development", "production"] = "development"
+    max_local_jobs: int = Field(
+        default=1, ge=1, le=64, description="Local training jobs one worker runs at once"
+    )
+    start_worker: bool = Field(
+        default=True, description="Start a local training worker alongside the app"
+    )
+    stop_grace_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Wait after SIGTERM before SIGKILL"
+    )
+    training_bucket: str | None = Field(
+        default=None, description="S3 bucket for SageMaker/Bedrock training data and output"
+    )
+    sagemaker_role_arn: str | None = None
+    bedrock_role_arn: str | None = None
+    sagemaker_image_uri: str | None = Field(
+        default=None, description="Training image (default: the Hugging Face PyTorch image)"
+    )
 
     @field_validator("report_tz")
     @classmethod

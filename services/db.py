@@ -78,6 +78,18 @@ class Database:
             session.info["audit_head"] = head
             yield session
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A transaction without the audit lock, for bookkeeping that records no audit event
+        (job progress, heartbeats, queue claims). On SQLite it still takes the write lock at
+        BEGIN; on PostgreSQL rows are locked where the caller asks (``FOR UPDATE``)."""
+        with (
+            _translate_errors(self),
+            Session(self._write_engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
+
     def ping(self) -> None:
         """Raise ``DatabaseUnavailable`` with a plain reason if the database cannot be used."""
         with _translate_errors(self), self.engine.connect() as conn:

@@ -15,6 +15,7 @@ from services.config import get_settings
 from services.db import Database
 from services.errors import Conflict
 from services.registry.demo import seed_catalog
+from services.training.demo import seed_jobs
 
 DEMO_TEAMS = (
     ("Payments", "CC-4100", Decimal("5000.00")),
@@ -38,6 +39,7 @@ class SeedResult:
     teams: list[str] = field(default_factory=list)
     new_users: list[tuple[str, str, str]] = field(default_factory=list)  # username, roles, password
     catalog: str = ""
+    jobs: str = ""
 
 
 def seed(db: Database) -> SeedResult:
@@ -70,4 +72,5 @@ def seed(db: Database) -> SeedResult:
             continue
         result.new_users.append((username, ",".join(roles), password))
     result.catalog = seed_catalog(db, get_settings(), existing)
+    result.jobs = seed_jobs(db, get_settings())
     return result

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     SYNC_REGISTRY = "sync_registry"
     VIEW_JOBS = "view_jobs"
     LAUNCH_JOBS = "launch_jobs"
+    STOP_ANY_JOB = "stop_any_job"
     VIEW_EXPERIMENTS = "view_experiments"
     VIEW_PROMOTIONS = "view_promotions"
     REQUEST_PROMOTION = "request_promotion"
@@ -62,6 +63,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.EXCEPT_DATASET_PII,
             Permission.SYNC_REGISTRY,
             Permission.VIEW_REGISTRY,  # to read the catalog and decide on flagged datasets
+            Permission.VIEW_JOBS,  # to see what runs on the organisation's compute
+            Permission.STOP_ANY_JOB,
         }
     ),
 }

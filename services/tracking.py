@@ -59,3 +59,62 @@ class TrackingStoreWarmup:
     def wait(self, timeout: float) -> str:
         self._thread.join(timeout)
         return self.state
+
+
+def open_job_run(
+    settings: Settings, *, experiment_name: str, run_name: str, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Create the MLflow run a training job logs into, before the job starts, so the portal
+    knows the run from the first second. Returns (experiment id, run id)."""
+    apply_process_defaults(settings)
+    from mlflow.tracking import MlflowClient
+
+    uri = ensure_tracking_store(settings)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is not None:
+            experiment_id = experiment.experiment_id
+        else:
+            location = None
+            if uri.startswith("sqlite:"):  # keep artifacts under PORTAL_HOME, not ./mlruns
+                location = (settings.artifact_root / experiment_name).as_uri()
+            experiment_id = client.create_experiment(experiment_name, artifact_location=location)
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    except Exception as exc:  # MLflow raises many types; the user needs the one line
+        raise ExternalServiceError(
+            f"Could not create the MLflow run for {run_name} at {uri}: {exc}",
+            detail=repr(exc),
+        ) from exc
+    return experiment_id, run.info.run_id
+
+
+def finished_run_summary(settings: Settings, run_id: str) -> tuple[dict[str, float], str, str]:
+    """The latest metrics, the artifact URI and the status of a run."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run = MlflowClient(tracking_uri=settings.resolved_tracking_uri).get_run(run_id)
+    except Exception as exc:  # MLflow raises many types; the user needs the one line
+        raise ExternalServiceError(
+            f"Could not read MLflow run {run_id}: {exc}", detail=repr(exc)
+        ) from exc
+    return dict(run.data.metrics), str(run.info.artifact_uri), str(run.info.status)
+
+
+def metric_histories(
+    settings: Settings, run_id: str, keys: list[str]
+) -> dict[str, list[tuple[int, float, int]]]:
+    """Each metric's (step, value, timestamp ms) history, for live loss curves."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.resolved_tracking_uri)
+    try:
+        return {
+            key: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, key)]
+            for key in keys
+        }
+    except Exception as exc:  # MLflow raises many types; the user needs the one line
+        raise ExternalServiceError(
+            f"Could not read the metrics of MLflow run {run_id}: {exc}", detail=repr(exc)
+        ) from exc

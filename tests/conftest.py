@@ -62,6 +62,7 @@ def portal_env(
     monkeypatch.setenv("PORTAL_HOME", str(home))
     monkeypatch.setenv("PORTAL_MLFLOW_TRACKING_URI", shared_tracking_uri)
     monkeypatch.setenv("PORTAL_BCRYPT_ROUNDS", "4")  # fast hashes in tests; 12 by default
+    monkeypatch.setenv("PORTAL_START_WORKER", "false")  # tests run workers themselves
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()

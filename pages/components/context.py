@@ -6,6 +6,7 @@ process, the user is not."""
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import streamlit as st
 
@@ -36,6 +37,13 @@ def _tracking_warmup(uri: str) -> TrackingStoreWarmup:
     return TrackingStoreWarmup(settings())
 
 
+@st.cache_resource(show_spinner=False)
+def _training_worker(home: str) -> subprocess.Popen[bytes] | None:
+    from services.training.daemon import start_alongside_app
+
+    return start_alongside_app(settings())
+
+
 def tracking_store_state() -> str:
     """How the MLflow tracking store is doing (prepared in the background at start-up)."""
     return _tracking_warmup(settings().resolved_tracking_uri).state
@@ -51,6 +59,7 @@ def database() -> Database:
     prepare_runtime(current)
     db = _open_database(current.resolved_database_url)
     _tracking_warmup(current.resolved_tracking_uri)
+    _training_worker(str(current.home_dir))
     return db
 
 

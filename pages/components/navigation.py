@@ -68,7 +68,7 @@ PAGE_SPECS: tuple[PageSpec, ...] = (
         "admin",
         ":material/admin_panel_settings:",
         "Administration",
-        "Users, teams and the audit log.",
+        "Users, teams, training prices and the audit log.",
     ),
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.components import admin_audit, admin_teams, admin_users
+from pages.components import admin_audit, admin_prices, admin_teams, admin_users
 from pages.components.context import current_actor, database, settings, tracking_store_state
 from pages.components.feedback import attempt, show_flash
 from pages.components.formatting import table_height
@@ -15,11 +15,15 @@ from services.system import system_status
 page_user("admin")
 show_flash()
 
-users_tab, teams_tab, audit_tab, system_tab = st.tabs(["Users", "Teams", "Audit log", "System"])
+users_tab, teams_tab, prices_tab, audit_tab, system_tab = st.tabs(
+    ["Users", "Teams", "Prices", "Audit log", "System"]
+)
 with users_tab:
     admin_users.render()
 with teams_tab:
     admin_teams.render()
+with prices_tab:
+    admin_prices.render()
 with audit_tab:
     admin_audit.render()
 with system_tab:

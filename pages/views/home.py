@@ -17,8 +17,8 @@ ICONS = {"error": ":material/error:", "warning": ":material/warning:", "info": "
 ROLE_NOTES = {
     Role.DATA_SCIENTIST: (
         "Data scientist",
-        "Your running jobs, finished runs and the state of your promotion requests will be "
-        "listed here once fine-tuning (#4) and promotions (#6) are available.",
+        "The state of your promotion requests will be listed here once promotions (#6) are "
+        "available.",
     ),
     Role.APPROVER: (
         "Approver",
@@ -47,6 +47,8 @@ if Role.ADMIN in user.roles:
         items += overview.items
 if Permission.VIEW_REGISTRY in permissions_of(user.roles):
     items += attempt(lambda: attention.registry_items(database(), actor=current_actor())) or []
+if Permission.LAUNCH_JOBS in permissions_of(user.roles):
+    items += attempt(lambda: attention.job_items(database(), actor=current_actor())) or []
 
 st.markdown("#### Needs your attention")
 if not items:

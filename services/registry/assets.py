@@ -89,37 +89,42 @@ def register_model(db: Database, *, actor: Actor, data: ModelAssetCreate) -> Mod
     """Add a model the portal itself knows about (not synced from a source)."""
     with db.write() as session:
         require(session, actor, Permission.MANAGE_REGISTRY)
-        _check_team(session, data.owner_team_id)
-        ref = data.reference or portal_ref(data.name)
-        taken = session.exec(
-            select(ModelAsset.name).where(
-                ModelAsset.source == Source.PORTAL.value,
-                or_(
-                    func.lower(ModelAsset.name) == data.name.lower(),
-                    col(ModelAsset.source_ref) == ref,
-                ),
-            )
-        ).first()
-        if taken is not None:
-            raise Conflict(
-                f"{taken!r} is already registered in the portal under this name or reference."
-            )
-        model = ModelAsset.model_validate(
-            data.model_dump(exclude={"reference"}),
-            update={"source": Source.PORTAL.value, "source_ref": ref, "created_by": actor.username},
+        return add_model(session, actor=actor, data=data)
+
+
+def add_model(session: Session, *, actor: Actor, data: ModelAssetCreate) -> ModelAsset:
+    """``register_model`` inside the caller's transaction (the caller checks permissions)."""
+    _check_team(session, data.owner_team_id)
+    ref = data.reference or portal_ref(data.name)
+    taken = session.exec(
+        select(ModelAsset.name).where(
+            ModelAsset.source == Source.PORTAL.value,
+            or_(
+                func.lower(ModelAsset.name) == data.name.lower(),
+                col(ModelAsset.source_ref) == ref,
+            ),
         )
-        session.add(model)
-        session.flush()
-        audit.record(
-            session,
-            actor=actor.username,
-            action="registry.model_register",
-            entity_type="model",
-            entity_id=model.id,
-            summary=f"Registered model {model.name} ({model.kind})",
-            after={"name": model.name, "kind": model.kind, "provider": model.provider},
+    ).first()
+    if taken is not None:
+        raise Conflict(
+            f"{taken!r} is already registered in the portal under this name or reference."
         )
-        return model
+    model = ModelAsset.model_validate(
+        data.model_dump(exclude={"reference"}),
+        update={"source": Source.PORTAL.value, "source_ref": ref, "created_by": actor.username},
+    )
+    session.add(model)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.username,
+        action="registry.model_register",
+        entity_type="model",
+        entity_id=model.id,
+        summary=f"Registered model {model.name} ({model.kind})",
+        after={"name": model.name, "kind": model.kind, "provider": model.provider},
+    )
+    return model
 
 
 def register_version(
@@ -133,43 +138,61 @@ def register_version(
     """Add the next version of a model, in development, with its lineage references."""
     with db.write() as session:
         require(session, actor, Permission.MANAGE_REGISTRY)
-        model = load_model(session, model_id)
-        if (
-            data.dataset_version_id is not None
-            and session.get(DatasetVersion, data.dataset_version_id) is None
-        ):
-            raise ValidationError(
-                "Training data: no such dataset version.",
-                fields={"dataset_version_id": "does not exist"},
-            )
-        version = ModelVersion.model_validate(
-            data,
-            update={
-                "model_id": model_id,
-                "number": next_version_number(session, model_id),
-                "created_by": actor.username,
-                "job_ref": job_ref,
-                "base_model": data.base_model or model.base_model,
-            },
+        return add_version(
+            session, actor=actor, model=load_model(session, model_id), data=data, job_ref=job_ref
         )
-        record_stage(session, version, Stage.DEVELOPMENT, by=actor.username, reason="registered")
-        model.updated_at = utcnow()
-        session.add(model)
-        audit.record(
-            session,
-            actor=actor.username,
-            action="registry.version_register",
-            entity_type="model_version",
-            entity_id=version.id,
-            summary=f"Registered {model.name} version {version.number}",
-            after={
-                "model": model.name,
-                "number": version.number,
-                "run": version.mlflow_run_id,
-                "dataset_version": version.dataset_version_id,
-            },
+
+
+def add_version(
+    session: Session,
+    *,
+    actor: Actor,
+    model: ModelAsset,
+    data: ModelVersionCreate,
+    job_ref: str | None = None,
+    references: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """``register_version`` inside the caller's transaction; ``references`` sets external
+    references (``bedrock_custom_model_arn``, ``sagemaker_package_arn``, …) as well."""
+    assert model.id is not None
+    if (
+        data.dataset_version_id is not None
+        and session.get(DatasetVersion, data.dataset_version_id) is None
+    ):
+        raise ValidationError(
+            "Training data: no such dataset version.",
+            fields={"dataset_version_id": "does not exist"},
         )
-        return version
+    version = ModelVersion.model_validate(
+        data,
+        update={
+            "model_id": model.id,
+            "number": next_version_number(session, model.id),
+            "created_by": actor.username,
+            "job_ref": job_ref,
+            "base_model": data.base_model or model.base_model,
+            **(references or {}),
+        },
+    )
+    record_stage(session, version, Stage.DEVELOPMENT, by=actor.username, reason="registered")
+    model.updated_at = utcnow()
+    session.add(model)
+    audit.record(
+        session,
+        actor=actor.username,
+        action="registry.version_register",
+        entity_type="model_version",
+        entity_id=version.id,
+        summary=f"Registered {model.name} version {version.number}",
+        after={
+            "model": model.name,
+            "number": version.number,
+            "run": version.mlflow_run_id,
+            "dataset_version": version.dataset_version_id,
+            "job": job_ref,
+        },
+    )
+    return version
 
 
 def update_card(

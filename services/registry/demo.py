@@ -125,11 +125,16 @@ def _foundation_snapshot() -> list[ExternalModel]:
             kind="foundation",
             provider=provider,
             name=name,
-            source_ref=f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}",
+            source_ref=model_id,  # as the Bedrock sync records it, so a later sync updates it
             modalities=modalities,
             customizations=customizations,
             lifecycle="ACTIVE",
-            versions=(ExternalVersion(version=model_id, source_ref=model_id),),
+            versions=(
+                ExternalVersion(
+                    version=model_id,
+                    source_ref=f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}",
+                ),
+            ),
         )
         for model_id, name, provider, modalities, customizations in FOUNDATION
     ]

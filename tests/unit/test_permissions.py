@@ -81,7 +81,7 @@ EXPECTED_PAGES = {
     Role.DATA_SCIENTIST: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.APPROVER: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.MANAGER: {"home", "usage"},
-    Role.ADMIN: {"home", "registry", "admin"},
+    Role.ADMIN: {"home", "registry", "fine-tuning", "admin"},
 }
 
 
@@ -97,4 +97,5 @@ def test_several_roles_open_the_union_of_their_pages() -> None:
         "usage",
         "admin",
         "registry",
+        "fine-tuning",
     }

@@ -1,0 +1,2 @@
+"""Fine-tuning jobs: launch with a cost estimate, a local queue and worker, SageMaker and
+Bedrock backends behind one protocol, watching, stopping and registering the result."""
