@@ -198,7 +198,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_reconcile(args: argparse.Namespace) -> int:
-    from services.training.jobs import refresh_active_cloud_jobs
+    from services.training.cloud_status import refresh_active_cloud_jobs
     from services.training.worker import Worker
 
     db, settings = _database(), get_settings()

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     sagemaker_image_uri: str | None = Field(
         default=None, description="Training image (default: the Hugging Face PyTorch image)"
     )
+    sagemaker_inference_image_uri: str | None = Field(
+        default=None,
+        description="Serving image of registered model packages (default: Hugging Face's)",
+    )
 
     @field_validator("report_tz")
     @classmethod

@@ -41,3 +41,17 @@ def internal_link(url: str, label: str, icon: str | None = None) -> None:
         return
     params = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     st.page_link(spec.file, label=label, icon=icon, query_params=params)
+
+
+def page_footer(total: int, noun: str, page: int, pages: int) -> None:
+    """ "1,234 models · page 2 of 50" and, when there is more than one page, a page picker that
+    moves the ``page`` URL parameter (so a copied link reopens the same page)."""
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption(f"{total:,} {noun if total == 1 else noun + 's'} · page {page} of {pages}")
+    if pages > 1:
+        chosen = right.number_input(
+            "Page", min_value=1, max_value=pages, value=page, label_visibility="collapsed"
+        )
+        if chosen != page:
+            st.query_params["page"] = str(chosen)
+            st.rerun(scope="app")

@@ -13,6 +13,7 @@ from models.registry import ModelAssetCreate, ModelKind, Stage
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, parse_pairs, table_height
+from pages.components.layout import page_footer
 from services import teams
 from services.access import Actor
 from services.registry import assets, catalog
@@ -198,19 +199,7 @@ def render(can_register: bool) -> None:
         )
     else:
         chosen = _table(result)
-        left, right = st.columns([3, 1], vertical_alignment="center")
-        left.caption(f"{result.total:,} models · page {result.page} of {result.pages}")
-        if result.pages > 1:
-            new_page = right.number_input(
-                "Page",
-                min_value=1,
-                max_value=result.pages,
-                value=result.page,
-                label_visibility="collapsed",
-            )
-            if new_page != result.page:
-                st.query_params["page"] = str(new_page)
-                st.rerun()
+        page_footer(result.total, "model", result.page, result.pages)
         if chosen is not None:
             st.query_params["model"] = str(chosen)
             st.rerun()

@@ -256,6 +256,7 @@ def _register_form(detail: JobDetail) -> None:
             version = attempt(
                 lambda: registration.register_job_result(
                     database(),
+                    settings(),
                     actor=actor,
                     job_id=job.id or 0,
                     model_id=None if choice == new else int(str(choice)),

@@ -13,6 +13,7 @@ from models.training import Backend, JobStatus
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt
 from pages.components.formatting import local_time, money, table_height
+from pages.components.layout import page_footer
 from pages.components.registry_models import int_param
 from services.access import Actor
 from services.training import jobs
@@ -155,20 +156,7 @@ def _show(result: JobPage, query: JobQuery, can_launch: bool) -> None:
         st.info(message, icon=":material/model_training:")
         return
     chosen = _table(result)
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    noun = "job" if result.total == 1 else "jobs"
-    left.caption(f"{result.total:,} {noun} · page {result.page} of {result.pages}")
-    if result.pages > 1:
-        new_page = right.number_input(
-            "Page",
-            min_value=1,
-            max_value=result.pages,
-            value=result.page,
-            label_visibility="collapsed",
-        )
-        if new_page != result.page:
-            st.query_params["page"] = str(new_page)
-            st.rerun(scope="app")
+    page_footer(result.total, "job", result.page, result.pages)
     if chosen is not None:
         st.query_params.clear()
         st.query_params["job"] = str(chosen)

@@ -13,6 +13,7 @@ from models.registry import ModelAsset, ModelVersion, Stage
 from models.team import Team
 from services.access import Actor, require
 from services.db import Database, text_match
+from services.paging import Page, clamp_page
 from services.permissions import Permission
 
 SortKey = Literal["name", "updated", "provider", "versions"]
@@ -50,16 +51,7 @@ class ModelRow:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class ModelPage:
-    rows: list[ModelRow]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+ModelPage = Page[ModelRow]
 
 
 @dataclass(frozen=True)
@@ -128,7 +120,7 @@ def search_models(
         require(session, actor, Permission.VIEW_REGISTRY)
         ids = _filtered(query).subquery()
         total = session.execute(select(func.count()).select_from(ids)).scalar_one()
-        page = max(1, min(page, max(1, -(-total // page_size))))
+        page = clamp_page(page, total, page_size)
         stmt = (
             select(
                 ModelAsset,

@@ -15,7 +15,7 @@ from typing import IO
 
 from services.config import Settings
 from services.db import Database
-from services.training.jobs import refresh_active_cloud_jobs
+from services.training.cloud_status import refresh_active_cloud_jobs
 from services.training.worker import Worker
 
 log = logging.getLogger(__name__)

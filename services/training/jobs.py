@@ -21,7 +21,8 @@ from services import audit
 from services.access import Actor, require
 from services.config import Settings
 from services.db import Database, text_match
-from services.errors import Conflict, NotFound, PermissionDenied, PortalError
+from services.errors import Conflict, NotFound, PermissionDenied
+from services.paging import Page, clamp_page
 from services.permissions import Permission, permissions_of
 from services.training import pricing
 from services.training.backends import backend_for
@@ -60,16 +61,7 @@ class JobRow:
     finished_at: datetime | None
 
 
-@dataclass(frozen=True)
-class JobPage:
-    rows: list[JobRow]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+JobPage = Page[JobRow]
 
 
 def list_jobs(
@@ -94,7 +86,7 @@ def list_jobs(
                 text_match(query.text, FineTuneJob.name, FineTuneJob.base_model, FineTuneJob.owner)
             )
         total = session.exec(select(func.count(col(FineTuneJob.id))).where(*conditions)).one()
-        page = max(1, min(page, max(1, -(-total // page_size))))
+        page = clamp_page(page, total, page_size)
         rows = session.exec(
             select(FineTuneJob, col(Team.name), col(Dataset.name), col(DatasetVersion.number))
             .outerjoin(Team, col(Team.id) == col(FineTuneJob.team_id))
@@ -237,58 +229,6 @@ def stop_job(db: Database, settings: Settings, *, actor: Actor, job_id: int) -> 
     if job.backend != Backend.LOCAL.value and job.external_id:
         backend_for(job.backend, settings).stop(job.external_id)
     return record_transition(db, job_id, JobStatus.STOPPING, f"stop requested by {actor.username}")
-
-
-def refresh(db: Database, settings: Settings, job_id: int) -> FineTuneJob:
-    """Ask a cloud backend how a job is doing and record it (the worker does this for local
-    jobs). Errors from the service leave the job as it was and are raised to the caller."""
-    with db.read() as session:
-        job = _load(session, job_id)
-    if job.backend == Backend.LOCAL.value or not job.external_id or JobStatus(job.status).finished:
-        return job
-    state = backend_for(job.backend, settings).describe(job.external_id)
-    changes: dict[str, object] = {"metrics": {**job.metrics, **state.metrics}}
-    for key in (
-        "billable_seconds",
-        "artifact_uri",
-        "output_model_ref",
-        "error_code",
-        "failure_reason",
-    ):
-        value = getattr(state, key)
-        if value is not None:
-            changes[key] = value
-    if state.progress_step is not None:
-        changes["progress_step"] = state.progress_step
-        changes["progress_total"] = state.progress_total or 0
-    job = record_transition(db, job_id, state.status, state.detail or state.status.value, **changes)
-    if state.status is JobStatus.COMPLETED and (job.register_on_success or job.output_model_ref):
-        from services.training.registration import register_automatically
-
-        register_automatically(db, settings, job_id)
-    return job
-
-
-def refresh_active_cloud_jobs(db: Database, settings: Settings) -> int:
-    """Refresh every unfinished cloud job; returns how many answered."""
-    with db.read() as session:
-        ids = session.exec(
-            select(FineTuneJob.id).where(
-                col(FineTuneJob.backend) != Backend.LOCAL.value,
-                col(FineTuneJob.status).in_(
-                    [s.value for s in JobStatus if not s.finished and s is not JobStatus.QUEUED]
-                ),
-                col(FineTuneJob.external_id).is_not(None),
-            )
-        ).all()
-    done = 0
-    for job_id in ids:
-        try:
-            refresh(db, settings, job_id or 0)
-            done += 1
-        except PortalError as exc:
-            log.warning("refreshing job %s failed: %s", job_id, exc)
-    return done
 
 
 def job_logs(

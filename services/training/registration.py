@@ -33,8 +33,20 @@ def default_model_name(job: FineTuneJob) -> str:
     return f"{base}-fine-tuned"
 
 
+def _registrable(session: Session, job_id: int, *, lock: bool = False) -> FineTuneJob:
+    job = session.get(FineTuneJob, job_id, with_for_update=lock)
+    if job is None:
+        raise NotFound(f"No fine-tuning job with id {job_id}.")
+    if job.status != JobStatus.COMPLETED.value:
+        raise Conflict(f"Only a completed job can be registered; this one is {job.status}.")
+    if job.model_version_id is not None:
+        raise Conflict("This job is already registered as a model version.")
+    return job
+
+
 def register_job_result(
     db: Database,
+    settings: Settings,
     *,
     actor: Actor,
     job_id: int,
@@ -42,16 +54,18 @@ def register_job_result(
     new_model_name: str | None = None,
 ) -> ModelVersion:
     """Register a completed job as the next version of ``model_id``, or as version 1 of a new
-    model named ``new_model_name``. A job is registered once."""
+    model named ``new_model_name``. A job is registered once. A SageMaker job's model is also
+    registered in the SageMaker Model Registry, pending approval."""
+    with db.read() as session:
+        require(session, actor, Permission.MANAGE_REGISTRY)
+        job = _registrable(session, job_id)
+        name = _target_name(session, model_id, new_model_name)
+    references = _references(job)
+    if job.backend == Backend.SAGEMAKER.value and (job.artifact_uri or "").startswith("s3://"):
+        references.update(_sagemaker_package(settings, job, name))
     with db.write() as session:
         require(session, actor, Permission.MANAGE_REGISTRY)
-        job = session.get(FineTuneJob, job_id, with_for_update=True)
-        if job is None:
-            raise NotFound(f"No fine-tuning job with id {job_id}.")
-        if job.status != JobStatus.COMPLETED.value:
-            raise Conflict(f"Only a completed job can be registered; this one is {job.status}.")
-        if job.model_version_id is not None:
-            raise Conflict("This job is already registered as a model version.")
+        job = _registrable(session, job_id, lock=True)
         model = _target_model(session, actor, job, model_id, new_model_name)
         version = add_version(
             session,
@@ -67,7 +81,7 @@ def register_job_result(
                 description=f"Fine-tuned by job {job.name} ({Backend(job.backend).label}).",
             ),
             job_ref=str(job.id),
-            references=_references(job),
+            references=references,
         )
         job.model_version_id = version.id
         job.version += 1
@@ -75,17 +89,23 @@ def register_job_result(
         return version
 
 
+def _target_name(session: Session, model_id: int | None, name: str | None) -> str:
+    if model_id is not None:
+        return load_model(session, model_id).name
+    if not (name or "").strip():
+        raise ValidationError(
+            "Model: choose a model or name a new one.",
+            fields={"model": "choose a model or name a new one"},
+        )
+    return (name or "").strip()
+
+
 def _target_model(
     session: Session, actor: Actor, job: FineTuneJob, model_id: int | None, name: str | None
 ) -> ModelAsset:
     if model_id is not None:
         return load_model(session, model_id)
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError(
-            "Model: choose a model or name a new one.",
-            fields={"model": "choose a model or name a new one"},
-        )
+    name = _target_name(session, None, name)
     return add_model(
         session,
         actor=actor,
@@ -104,6 +124,23 @@ def _references(job: FineTuneJob) -> dict[str, object]:
     if job.backend == Backend.BEDROCK.value and job.output_model_ref:
         return {"bedrock_custom_model_arn": job.output_model_ref}
     return {}
+
+
+def _sagemaker_package(settings: Settings, job: FineTuneJob, model_name: str) -> dict[str, object]:
+    from services.training.backends.sagemaker_packages import register_package
+
+    package = register_package(
+        settings,
+        model_name=model_name,
+        model_data_url=str(job.artifact_uri),
+        description=f"Portal job {job.name}: {job.base_model} fine-tuned",
+        token=f"portal-job-{job.id}",
+        metadata={"portal-job-id": str(job.id), "owner": job.owner},
+    )
+    return {
+        "sagemaker_package_arn": package.arn,
+        "sagemaker_approval_status": package.approval_status,
+    }
 
 
 def register_automatically(db: Database, settings: Settings, job_id: int) -> None:
@@ -127,6 +164,7 @@ def register_automatically(db: Database, settings: Settings, job_id: int) -> Non
     try:
         register_job_result(
             db,
+            settings,
             actor=Actor.of(owner),
             job_id=job_id,
             model_id=model_id,

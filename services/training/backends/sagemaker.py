@@ -85,11 +85,16 @@ _TIME_LIMITS = {"MaxRuntimeExceeded", "MaxWaitTimeExceeded"}  # "Stopped", but n
 _SKIPPED = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".DS_Store"}
 
 
-def training_image_uri(region: str) -> str:
-    """The Hugging Face PyTorch training image in ``region``'s Deep Learning Containers registry."""
+def dlc_image_uri(region: str, image: str) -> str:
+    """``image`` (name:tag) in ``region``'s AWS Deep Learning Containers registry."""
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     account = _DLC_ACCOUNTS.get(region, _DLC_ACCOUNT)
-    return f"{account}.dkr.ecr.{region}.{domain}/{HF_TRAINING_IMAGE}"
+    return f"{account}.dkr.ecr.{region}.{domain}/{image}"
+
+
+def training_image_uri(region: str) -> str:
+    """The Hugging Face PyTorch training image in ``region``'s Deep Learning Containers registry."""
+    return dlc_image_uri(region, HF_TRAINING_IMAGE)
 
 
 def job_name(external_id: str) -> str:

@@ -22,11 +22,11 @@ from services import aws
 from services.access import Actor
 from services.config import Settings, get_settings
 from services.db import Database, upgrade_schema
-from services.errors import ValidationError
+from services.errors import Conflict, ValidationError
 from services.registry.dataset_files import DatasetSource
 from services.registry.datasets import register_version
 from services.registry.formats import DatasetFormat
-from services.training import jobs, launch
+from services.training import cloud_status, jobs, launch, registration
 from tests.conftest import make_user
 from tests.integration.registry.conftest import (  # offline_sdks: autouse, fake credentials
     ACCOUNT,
@@ -97,7 +97,7 @@ def test_a_sagemaker_launch_starts_one_training_job_however_often_it_is_sent(
     assert created.stopping_condition["MaxRuntimeInSeconds"] == 7200
     assert created.enable_managed_spot_training
     assert job.estimated_cost is not None and "managed-spot saving" in job.cost_basis
-    refreshed = jobs.refresh(portal, cloud, job.id or 0)  # moto completes jobs at once
+    refreshed = cloud_status.refresh(portal, cloud, job.id or 0)  # moto completes jobs at once
     assert refreshed.status == JobStatus.COMPLETED.value
 
 
@@ -174,7 +174,7 @@ def test_a_finished_bedrock_job_appears_in_the_registry(
     cloud_job = bedrock_backends[ACCOUNT][REGION].model_customization_jobs[job.name]
     assert cloud_job.client_request_token == job.idempotency_key
     cloud_job.status = "Completed"
-    done = jobs.refresh(portal, cloud, job.id or 0)
+    done = cloud_status.refresh(portal, cloud, job.id or 0)
     assert done.status == JobStatus.COMPLETED.value and done.output_model_ref
     with portal.read() as session:
         version = session.get(ModelVersion, load_job(portal, job.id).model_version_id)
@@ -188,3 +188,37 @@ def load_job(db: Database, job_id: int | None) -> FineTuneJob:
         job = session.get(FineTuneJob, job_id)
     assert job is not None
     return job
+
+
+def test_a_sagemaker_result_is_registered_in_both_registries(
+    portal: Database, dana: Actor, cloud: Settings
+) -> None:
+    dataset = register_chat_dataset(portal, dana, count=40)
+    job = launch.launch(portal, cloud, actor=dana, data=sagemaker_form(dataset, new_key())).job
+    done = cloud_status.refresh(portal, cloud, job.id or 0)
+    assert done.status == JobStatus.COMPLETED.value
+    assert (done.artifact_uri or "").startswith("s3://")
+    version = registration.register_job_result(
+        portal, cloud, actor=dana, job_id=job.id or 0, new_model_name="Helpdesk assistant"
+    )
+    sm = aws.client("sagemaker", cloud)
+    packages = sm.list_model_packages(ModelPackageGroupName="Helpdesk-assistant")
+    [package] = packages["ModelPackageSummaryList"]
+    assert version.sagemaker_package_arn == package["ModelPackageArn"]
+    assert version.sagemaker_approval_status == "PendingManualApproval"
+    described = sm.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    container = described["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == done.artifact_uri
+    assert version.job_ref == str(job.id) and version.dataset_version_id == dataset
+    with pytest.raises(Conflict, match="already registered"):
+        registration.register_job_result(
+            portal, cloud, actor=dana, job_id=job.id or 0, new_model_name="Helpdesk assistant"
+        )
+    assert (
+        len(
+            sm.list_model_packages(ModelPackageGroupName="Helpdesk-assistant")[
+                "ModelPackageSummaryList"
+            ]
+        )
+        == 1
+    )
