@@ -5,17 +5,21 @@ worker's daemon does this every half minute; ``jobs reconcile`` does it on deman
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlmodel import col, select
 
 from models.training import Backend, FineTuneJob, JobStatus
+from models.types import utcnow
 from services.config import Settings
 from services.db import Database
 from services.errors import NotFound, PortalError
 from services.training.backends import backend_for
-from services.training.launch import record_transition
+from services.training.launch import record_transition, submit
 
 log = logging.getLogger(__name__)
+
+SUBMIT_GRACE = timedelta(minutes=2)  # longer than any answer to a submission takes
 
 
 def refresh(db: Database, settings: Settings, job_id: int) -> FineTuneJob:
@@ -69,4 +73,26 @@ def refresh_active_cloud_jobs(db: Database, settings: Settings) -> int:
             done += 1
         except PortalError as exc:
             log.warning("refreshing job %s failed: %s", job_id, exc)
+    resubmit_interrupted(db, settings)
     return done
+
+
+def resubmit_interrupted(
+    db: Database, settings: Settings, *, older_than: timedelta = SUBMIT_GRACE
+) -> list[int]:
+    """Send again the cloud jobs whose submission was cut short (the portal stopped between
+    recording the job and hearing back from AWS). The job name and Bedrock's client token come
+    from the idempotency key, so a job AWS did create is found, not started twice."""
+    with db.read() as session:
+        stuck = session.exec(
+            select(FineTuneJob).where(
+                col(FineTuneJob.backend) != Backend.LOCAL.value,
+                FineTuneJob.status == JobStatus.SUBMITTING.value,
+                col(FineTuneJob.external_id).is_(None),
+                col(FineTuneJob.created_at) < utcnow() - older_than,
+            )
+        ).all()
+    for job in stuck:
+        log.info("job %s: submission was interrupted; sending it again", job.id)
+        submit(db, settings, job)
+    return [job.id or 0 for job in stuck]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -222,3 +223,20 @@ def test_a_sagemaker_result_is_registered_in_both_registries(
         )
         == 1
     )
+
+
+def test_an_interrupted_submission_is_sent_again_and_makes_one_job(
+    portal: Database, dana: Actor, cloud: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = register_chat_dataset(portal, dana, count=40)
+    form = sagemaker_form(dataset, new_key())
+    with monkeypatch.context() as dies:  # the portal stops between recording and submitting
+        dies.setattr(launch, "submit", lambda db, settings, job: job)
+        stuck = launch.launch(portal, cloud, actor=dana, data=form).job
+    assert stuck.status == JobStatus.SUBMITTING.value
+    assert cloud_status.resubmit_interrupted(portal, cloud) == []  # too recent: maybe in flight
+    resent = cloud_status.resubmit_interrupted(portal, cloud, older_than=timedelta(0))
+    assert resent == [stuck.id]
+    assert load_job(portal, stuck.id).status == JobStatus.STARTING.value
+    assert list(sagemaker_backends[ACCOUNT][REGION].training_jobs) == [stuck.name]
+    assert cloud_status.resubmit_interrupted(portal, cloud, older_than=timedelta(0)) == []

@@ -1,7 +1,8 @@
 """Fine-tuning in a real browser against ``streamlit run`` and the worker it starts: a data
 scientist uploads a chat dataset, launches a local job on it from the form, watches the
 progress bar and loss curve while a tiny model really trains, and finds the result registered
-as a model version."""
+as a model version. (Named to run after the registry's browser test, which starts from an
+empty catalog in the same portal.)"""
 
 from __future__ import annotations
 
