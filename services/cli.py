@@ -163,6 +163,12 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
     print(f"Teams: {', '.join(created.teams)}.")
     print(f"Catalog: {created.catalog}.")
     print(f"Fine-tuning: {created.jobs}.")
+    from services.experiments.demo import seed_runs
+    from services.tracking import ensure_tracking_store
+
+    settings = get_settings()
+    uri = ensure_tracking_store(settings)
+    print(f"Experiments: {seed_runs(uri, settings.artifact_root)} in MLflow.")
     return EXIT_OK
 
 

@@ -100,21 +100,3 @@ def finished_run_summary(settings: Settings, run_id: str) -> tuple[dict[str, flo
             f"Could not read MLflow run {run_id}: {exc}", detail=repr(exc)
         ) from exc
     return dict(run.data.metrics), str(run.info.artifact_uri), str(run.info.status)
-
-
-def metric_histories(
-    settings: Settings, run_id: str, keys: list[str]
-) -> dict[str, list[tuple[int, float, int]]]:
-    """Each metric's (step, value, timestamp ms) history, for live loss curves."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.resolved_tracking_uri)
-    try:
-        return {
-            key: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, key)]
-            for key in keys
-        }
-    except Exception as exc:  # MLflow raises many types; the user needs the one line
-        raise ExternalServiceError(
-            f"Could not read the metrics of MLflow run {run_id}: {exc}", detail=repr(exc)
-        ) from exc

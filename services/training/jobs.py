@@ -260,13 +260,14 @@ def metric_history(
         return BedrockBackend(settings).metric_history(job.external_id)
     if not job.mlflow_run_id:
         return {}
-    from services.tracking import metric_histories
+    from services.experiments.histories import load_histories
 
-    histories = metric_histories(settings, job.mlflow_run_id, list(CURVES))
+    histories = load_histories(settings.resolved_tracking_uri, [job.mlflow_run_id], CURVES)
+    series = {key: histories.get(job.mlflow_run_id, key) for key in CURVES}
     return {
-        key: [(step, value) for step, value, _ in points]
-        for key, points in histories.items()
-        if points
+        key: list(zip(found.steps, found.values, strict=True))
+        for key, found in series.items()
+        if found.steps
     }
 
 

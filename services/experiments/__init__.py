@@ -1,0 +1,1 @@
+"""Comparing MLflow runs: search, tables, histories and charts for the Experiments page."""
