@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--reruns", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as home:
         use_portal_home(home)
         started = time.perf_counter()
         experiment, ids = seed(args.runs, args.steps)

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as home:
         use_portal_home(home)
         seed(args.jobs)
         page = warm_reruns(jobs_app(), args.runs)

@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     interpreter = timed_subprocess("pass")
     imports = timed_subprocess(IMPORTS)
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as home:
         use_portal_home(home)
         from mlflow.tracking import MlflowClient
 

@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as home:
         use_portal_home(home)
         seed(args.models, args.versions)
         registry = warm_reruns(registry_app(), args.runs)

@@ -78,7 +78,10 @@ def comparison(runs: list[RunRecord]) -> pd.DataFrame | None:
             transposed(shown), width="stretch", height=min(38 + 35 * len(shown.columns), 640)
         )
     else:
-        styled = shown.style.apply(lambda _: _colours(verdicts, shown), axis=None)
+        numbers = pd.Index([c for c in shown.columns if c.startswith(("metrics.", "Δ "))])
+        styled = shown.style.apply(lambda _: _colours(verdicts, shown), axis=None).format(
+            "{:.4g}", subset=numbers, na_rep=""
+        )
         st.dataframe(
             styled,
             hide_index=True,
