@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from services.errors import ConfigurationError
 
 MIN_COOKIE_KEY_LENGTH = 32
+PAGE_REQUEST_TIMEOUT = 10  # seconds a page waits for one request to the MLflow server
 
 
 class Settings(BaseSettings):
@@ -150,3 +151,7 @@ def apply_process_defaults(settings: Settings) -> None:
     if not settings.mlflow_telemetry:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DO_NOT_TRACK", "true")
+    # A page waits for MLflow: a server that is down should say so in seconds, not after
+    # MLflow's default of 7 retries with back-off (minutes). Training jobs keep the defaults.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(PAGE_REQUEST_TIMEOUT))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")

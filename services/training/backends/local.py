@@ -40,6 +40,9 @@ OFFLINE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONUNBUFFERED": "1",
+    # MLflow's own patience for a long job (the portal's pages use shorter limits).
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
 }
 
 

@@ -17,7 +17,7 @@ from models.user import Role
 from services.access import Actor
 from services.config import Settings, get_settings
 from services.db import Database, upgrade_schema
-from services.errors import NotFound, PermissionDenied, ValidationError
+from services.errors import ExternalServiceError, NotFound, PermissionDenied, ValidationError
 from services.experiments import detail, runs
 from services.experiments.table import baseline_deltas, best_run, direction_of, runs_frame
 from tests.conftest import make_user
@@ -232,3 +232,22 @@ def test_managers_cannot_read_experiments(
         runs.search_runs(portal, store[0], actor=manager, experiment_ids=[sweeps["first"]])
     with pytest.raises(PermissionDenied):
         runs.list_experiments(portal, store[0], actor=manager)
+
+
+def test_a_tracking_server_that_is_down_is_said_plainly_and_quickly(
+    portal: Database, dana: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PORTAL_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    get_settings.cache_clear()
+    started = time.monotonic()
+    with pytest.raises(ExternalServiceError, match=f"127.0.0.1:{port}"):
+        runs.list_experiments(portal, get_settings(), actor=dana)
+    assert time.monotonic() - started < 20
