@@ -47,14 +47,7 @@ def render() -> None:
     )
     actor = current_actor()
     first = attempt(
-        lambda: catalog.launch_options(
-            database(),
-            settings(),
-            actor=actor,
-            backend=backend,
-            base_model=None,
-            customization_type=None,
-        )
+        lambda: catalog.backend_choices(database(), settings(), actor=actor, backend=backend)
     )
     if first is None:
         return
@@ -83,7 +76,6 @@ def render() -> None:
     options = attempt(
         lambda: catalog.launch_options(
             database(),
-            settings(),
             actor=actor,
             backend=backend,
             base_model=base_model,
@@ -108,7 +100,7 @@ def render() -> None:
         **compute,
     }
     _estimate(form, dataset)
-    disabled = bool(options.unavailable) or dataset is None
+    disabled = bool(first.unavailable) or dataset is None
     if st.button("Launch job", type="primary", icon=":material/rocket_launch:", disabled=disabled):
         outcome = attempt(lambda: launch.launch(database(), settings(), actor=actor, data=form))
         if outcome is not None:

@@ -173,9 +173,26 @@ def checked_hyperparameters(request: LaunchRequest) -> dict[str, int | float | s
 
 
 @dataclass(frozen=True)
-class LaunchOptions:
+class BackendChoices:
     unavailable: str | None  # why the backend cannot be used now
     base_models: list[BaseModelChoice]
+
+
+def backend_choices(
+    db: Database, settings: Settings, *, actor: Actor, backend: Backend
+) -> BackendChoices:
+    """What the launch form offers first for a backend: whether it can be used, and the base
+    models it can customise."""
+    from services.training.backends import backend_for
+
+    with db.read() as session:
+        require(session, actor, Permission.LAUNCH_JOBS)
+        models = base_model_choices(session, backend)
+    return BackendChoices(backend_for(backend, settings).unavailable_reason(), models)
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
     datasets: list[DatasetChoice]
     hyperparameters: tuple[HyperparameterSpec, ...]
     instance_types: list[str]
@@ -184,30 +201,24 @@ class LaunchOptions:
 
 def launch_options(
     db: Database,
-    settings: Settings,
     *,
     actor: Actor,
     backend: Backend,
-    base_model: str | None,
+    base_model: str,
     customization_type: str | None,
 ) -> LaunchOptions:
-    """Everything the launch form offers for a backend and base model."""
+    """The rest of the launch form, once a backend and base model are chosen."""
     from services.training import pricing
-    from services.training.backends import backend_for
 
     with db.read() as session:
         require(session, actor, Permission.LAUNCH_JOBS)
-        models = base_model_choices(session, backend)
-        chosen = base_model or (models[0].ref if models else "")
-        datasets = dataset_choices(session, backend, chosen, customization_type)
+        datasets = dataset_choices(session, backend, base_model, customization_type)
         instances = sorted(
             p.item for p in pricing.price_table(session) if p.backend == Backend.SAGEMAKER.value
         )
     return LaunchOptions(
-        unavailable=backend_for(backend, settings).unavailable_reason(),
-        base_models=models,
         datasets=datasets,
-        hyperparameters=hyperparameter_specs(backend, chosen, customization_type),
+        hyperparameters=hyperparameter_specs(backend, base_model, customization_type),
         instance_types=instances,
-        formats=accepted_formats(backend, chosen, customization_type),
+        formats=accepted_formats(backend, base_model, customization_type),
     )

@@ -57,7 +57,12 @@ class LocalRun:
     started: float = field(default_factory=time.monotonic)
     max_runtime: float = 0.0
     term_sent: float | None = None
-    stop_reason: str = ""
+    stop_cause: str = ""  # "on request" or "at its maximum runtime", once a stop is sent
+
+    @property
+    def stopping(self) -> str:
+        return f"stopping {self.stop_cause}: saving a checkpoint"
+
     last_report: tuple[object, ...] = ()
     last_beat: float = 0.0
 
@@ -233,7 +238,7 @@ class Worker:
             return
         now = time.monotonic()
         if run.term_sent is None and run.max_runtime and now - run.started > run.max_runtime:
-            self._send_stop(run, "reached its maximum runtime")
+            self._send_stop(run, "at its maximum runtime")
         if run.term_sent is not None and now - run.term_sent > self.settings.stop_grace_seconds:
             log.warning(
                 "job %s ignored SIGTERM for %.0fs: SIGKILL",
@@ -251,7 +256,7 @@ class Worker:
             status = JobStatus.STARTING
         else:  # the process has not exited yet, whatever its last report said
             status = JobStatus.RUNNING
-        detail = run.stop_reason or state.detail
+        detail = run.stopping if run.term_sent is not None else state.detail
         changes: dict[str, object] = {"heartbeat_at": utcnow()}
         if state.progress_step is not None:
             changes["progress_step"] = state.progress_step
@@ -273,13 +278,13 @@ class Worker:
         for job_id in asked:
             run = self.runs[job_id or 0]
             if run.term_sent is None:
-                self._send_stop(run, "stopping: saving a checkpoint")
+                self._send_stop(run, "on request")
 
-    def _send_stop(self, run: LocalRun, reason: str) -> None:
-        log.info("job %s: %s (SIGTERM to group %s)", run.job_id, reason, run.pid)
-        run.term_sent, run.stop_reason = time.monotonic(), reason
+    def _send_stop(self, run: LocalRun, cause: str) -> None:
+        run.term_sent, run.stop_cause = time.monotonic(), cause
+        log.info("job %s: %s (SIGTERM to group %s)", run.job_id, run.stopping, run.pid)
         _signal_group(run.pid, signal.SIGTERM)
-        record_transition(self.db, run.job_id, JobStatus.STOPPING, reason)
+        record_transition(self.db, run.job_id, JobStatus.STOPPING, run.stopping)
 
     def _finish(self, run: LocalRun, code: int) -> None:
         self.runs.pop(run.job_id, None)
@@ -303,8 +308,8 @@ class Worker:
             status, detail = JobStatus.COMPLETED, "training finished"
         elif code == EXIT_STOPPED or (run.term_sent is not None and code < 0):
             status = JobStatus.STOPPED
-            detail = run.stop_reason.replace("stopping: saving a checkpoint", "stopped on request")
-            detail += f" at step {step}" if isinstance(step, int) else ""
+            at_step = f"at step {step}" if isinstance(step, int) else ""
+            detail = " ".join(part for part in ("stopped", run.stop_cause, at_step) if part)
             if code < 0:
                 detail += f"; killed after {self.settings.stop_grace_seconds:.0f}s without exiting"
         else:
