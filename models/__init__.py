@@ -3,6 +3,12 @@ every table on ``SQLModel.metadata`` (Alembic and the tests rely on that)."""
 
 from models.audit import AuditChainHead, AuditEvent, AuditEventPublic
 from models.dataset import Dataset, DatasetCreate, DatasetVersion, PiiStatus
+from models.promotion import (
+    ApprovalDecision,
+    PromotionPolicy,
+    PromotionRequest,
+    PromotionSideEffect,
+)
 from models.registry import (
     ModelAsset,
     ModelAssetCreate,
@@ -20,6 +26,7 @@ from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobSta
 from models.user import Role, User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
+    "ApprovalDecision",
     "AuditChainHead",
     "AuditEvent",
     "AuditEventPublic",
@@ -38,6 +45,9 @@ __all__ = [
     "ModelVersionCardUpdate",
     "ModelVersionCreate",
     "PiiStatus",
+    "PromotionPolicy",
+    "PromotionRequest",
+    "PromotionSideEffect",
     "RegistrySync",
     "Role",
     "Source",

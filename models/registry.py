@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, reject_control_characters, utcnow
@@ -166,6 +166,17 @@ class ModelVersion(ModelVersionBase, table=True):
         UniqueConstraint("model_id", "number", name="uq_model_version_number"),
         UniqueConstraint("model_id", "source_version", name="uq_model_version_source_version"),
         Index("ix_model_version_model_stage", "model_id", "stage"),
+        # The database itself holds "one version of a model in production (and in staging)".
+        *(
+            Index(
+                f"uq_model_version_one_{stage}",
+                "model_id",
+                unique=True,
+                sqlite_where=text(f"stage = '{stage}'"),
+                postgresql_where=text(f"stage = '{stage}'"),
+            )
+            for stage in ("production", "staging")
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

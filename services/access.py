@@ -33,7 +33,12 @@ class Actor:
 
 
 def require(session: Session, actor: Actor, permission: Permission) -> User | None:
-    """Refuse unless the actor, as the database knows them now, holds ``permission``.
+    """``require_any`` with one permission."""
+    return require_any(session, actor, permission)
+
+
+def require_any(session: Session, actor: Actor, *permissions: Permission) -> User | None:
+    """Refuse unless the actor, as the database knows them now, holds one of ``permissions``.
 
     Roles are re-read inside the caller's transaction, so a user demoted or disabled in
     another session loses their rights at once. Returns the acting user's row (None for
@@ -46,7 +51,8 @@ def require(session: Session, actor: Actor, permission: Permission) -> User | No
         if user is None or user.disabled:
             raise PermissionDenied("Your account is no longer active.")
         roles = frozenset(Role(r) for r in user.roles)
-    if permission not in permissions_of(roles):
-        needed = " or ".join(r.label.lower() for r in roles_granting(permission))
+    if not set(permissions) & permissions_of(roles):
+        granting = {r: None for p in permissions for r in roles_granting(p)}
+        needed = " or ".join(r.label.lower() for r in granting)
         raise PermissionDenied(f"You need the {needed} role to do this.")
     return user

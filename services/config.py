@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -70,6 +70,28 @@ class Settings(BaseSettings):
         default=None,
         description="Serving image of registered model packages (default: Hugging Face's)",
     )
+    promotion_webhook_url: str | None = Field(
+        default=None, description="URL told of every promotion decision (signed JSON POST)"
+    )
+    promotion_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret that signs the promotion webhook's body"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.promotion_webhook_url and self.promotion_webhook_secret is None:
+            raise ValueError(
+                "PORTAL_PROMOTION_WEBHOOK_URL is set without PORTAL_PROMOTION_WEBHOOK_SECRET: "
+                "an unsigned deployment webhook could be forged; set a secret of at least "
+                f"{MIN_COOKIE_KEY_LENGTH} characters"
+            )
+        secret = self.promotion_webhook_secret
+        if secret is not None and len(secret.get_secret_value()) < MIN_COOKIE_KEY_LENGTH:
+            raise ValueError(
+                f"PORTAL_PROMOTION_WEBHOOK_SECRET must be at least {MIN_COOKIE_KEY_LENGTH} "
+                "characters"
+            )
+        return self
 
     @field_validator("report_tz")
     @classmethod

@@ -30,7 +30,8 @@ def add_model(db: Database, actor: Actor, name: str, **fields: object) -> int:
 
 
 def promote(db: Database, model_id: int, number: int, stage: Stage, by: str = "test") -> None:
-    """Stand-in for the promotions flow (a later capability): move a version and record it."""
+    """Move a version directly, as the promotions flow does once a request is approved
+    (tests/unit/promotions covers the flow itself)."""
     with db.write() as session:
         version = assets.load_version(session, model_id, number)
         assets.record_stage(session, version, stage, by=by, reason=f"to {stage.value}")
@@ -169,8 +170,8 @@ def test_production_timeline_says_which_version_was_live_when(
     for _ in range(3):
         assets.register_version(db, actor=scientist, model_id=model_id, data=ModelVersionCreate())
     promote(db, model_id, 1, Stage.PRODUCTION)
-    promote(db, model_id, 2, Stage.PRODUCTION)
     promote(db, model_id, 1, Stage.ARCHIVED)
+    promote(db, model_id, 2, Stage.PRODUCTION)
     promote(db, model_id, 3, Stage.STAGING)
     detail = cards.model_detail(db, actor=scientist, model_id=model_id)
     timeline = [(s.version, s.until is None) for s in detail.production_timeline]
