@@ -163,6 +163,7 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
     print(f"Teams: {', '.join(created.teams)}.")
     print(f"Catalog: {created.catalog}.")
     print(f"Fine-tuning: {created.jobs}.")
+    print(f"Promotions: {created.promotions}.")
     from services.experiments.demo import seed_runs
     from services.tracking import ensure_tracking_store
 
@@ -213,6 +214,18 @@ def cmd_jobs_reconcile(args: argparse.Namespace) -> int:
     refreshed = refresh_active_cloud_jobs(db, settings)
     print(f"reconciled local jobs; refreshed {refreshed} cloud job(s)")
     return EXIT_OK
+
+
+def cmd_promotions_sync(args: argparse.Namespace) -> int:
+    from services import promotions
+
+    db, settings = _database(), get_settings()
+    expired = promotions.expire_due(db)
+    errors = promotions.run_due(db, settings)
+    for error in errors:
+        print(error, file=sys.stderr)
+    print(f"expired={expired} failed={len(errors)}")
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -294,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_sub.add_parser(
         "reconcile", help="fail jobs whose process died; refresh cloud jobs"
     ).set_defaults(run=cmd_jobs_reconcile)
+
+    promotions_cmd = sub.add_parser("promotions", help="promotion requests")
+    promotions_sub = promotions_cmd.add_subparsers(
+        dest="promotions_command", required=True, parser_class=_Parser
+    )
+    promotions_sub.add_parser(
+        "sync",
+        help="carry out due side effects of decisions (MLflow, SageMaker, webhook) and expire "
+        "old requests; exit 1 if any side effect still fails",
+    ).set_defaults(run=cmd_promotions_sync)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

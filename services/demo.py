@@ -14,6 +14,7 @@ from services.access import Actor
 from services.config import get_settings
 from services.db import Database
 from services.errors import Conflict
+from services.promotions.demo import seed_requests
 from services.registry.demo import seed_catalog
 from services.training.demo import seed_jobs
 
@@ -40,6 +41,7 @@ class SeedResult:
     new_users: list[tuple[str, str, str]] = field(default_factory=list)  # username, roles, password
     catalog: str = ""
     jobs: str = ""
+    promotions: str = ""
 
 
 def seed(db: Database) -> SeedResult:
@@ -73,4 +75,5 @@ def seed(db: Database) -> SeedResult:
         result.new_users.append((username, ",".join(roles), password))
     result.catalog = seed_catalog(db, get_settings(), existing)
     result.jobs = seed_jobs(db, get_settings())
+    result.promotions = seed_requests(db, get_settings())
     return result

@@ -14,6 +14,7 @@ from pages.components.formatting import local_time
 from pages.components.layout import internal_link
 from services.experiments import detail
 from services.experiments.detail import Artifact, RunDetail
+from services.permissions import Permission, permissions_of
 
 
 def render(run_id: str) -> None:
@@ -72,21 +73,25 @@ def _lineage(found: RunDetail) -> None:
             f"Dataset {lineage.dataset}",
             ":material/dataset:",
         )
-    for model_id, name, number, stage in lineage.versions:
+    may_request = Permission.REQUEST_PROMOTION in permissions_of(current_actor().roles)
+    for model_id, name, number, stage, version_id in lineage.versions:
         internal_link(
             f"/registry?model={model_id}&version={number}",
             f"{name} version {number} ({stage})",
             ":material/inventory_2:",
         )
+        if may_request:
+            internal_link(
+                f"/promotions?version={version_id}",
+                f"Request promotion of {name} version {number}",
+                ":material/verified:",
+            )
     if lineage.job_id is None and not lineage.versions:
         st.caption("This run was not made by a portal job and is not a registered version.")
     if lineage.job_id is not None and not lineage.versions:
-        st.caption("Register it as a model version from its job's page.")
-    st.button(
-        "Request promotion",
-        disabled=True,
-        help="Promotion requests arrive with the Promotions page (issue #6).",
-    )
+        st.caption(
+            "Register it as a model version from its job's page; then request its promotion."
+        )
 
 
 def _artifacts(found: RunDetail) -> None:

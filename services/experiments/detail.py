@@ -35,8 +35,9 @@ class Lineage:
     job_name: str | None = None
     dataset_id: int | None = None
     dataset: str | None = None
-    versions: list[tuple[int, str, int, str]] = field(default_factory=list)
-    """(model id, model name, version number, stage) of each version made from this run."""
+    versions: list[tuple[int, str, int, str, int]] = field(default_factory=list)
+    """(model id, model name, version number, stage, version id) of each version made from
+    this run."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _lineage(db: Database, run_id: str) -> Lineage:
         job_name=job.name if job else None,
         dataset_id=dataset_id,
         dataset=dataset,
-        versions=[(v.model_id, name, v.number, v.stage) for v, name in versions],
+        versions=[(v.model_id, name, v.number, v.stage, v.id or 0) for v, name in versions],
     )
 
 

@@ -1,5 +1,6 @@
 """Running the worker as a process: ``python -m services.cli worker``, and the one the embedded
-default starts alongside the app (exclusive per ``PORTAL_HOME``, ending with its parent)."""
+default starts alongside the app (exclusive per ``PORTAL_HOME``, ending with its parent).
+Besides local training jobs it does the portal's background upkeep (``_upkeep``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from services.training.worker import Worker
 
 log = logging.getLogger(__name__)
 
-CLOUD_REFRESH_SECONDS = 30.0
+UPKEEP_SECONDS = 30.0
 
 
 def _lock(settings: Settings) -> IO[str] | None:
@@ -70,17 +71,27 @@ def serve(
         signal.signal(sig, lambda *_: stop.set())
     if parent_pid:
         threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
-    threading.Thread(target=_refresh_cloud_jobs, args=(db, settings, stop), daemon=True).start()
+    threading.Thread(target=_upkeep, args=(db, settings, stop), daemon=True).start()
     worker.run(stop)
     return 0
 
 
-def _refresh_cloud_jobs(db: Database, settings: Settings, stop: threading.Event) -> None:
-    while not stop.wait(CLOUD_REFRESH_SECONDS):
-        try:
-            refresh_active_cloud_jobs(db, settings)
-        except Exception:  # the loop must survive anything; the log says what went wrong
-            log.exception("refreshing cloud jobs failed")
+def _upkeep(db: Database, settings: Settings, stop: threading.Event) -> None:
+    """Every half minute: refresh cloud jobs, retry promotion side effects that are due and
+    close promotion requests past their expiry."""
+    from services import promotions
+
+    tasks = (
+        ("refreshing cloud jobs", lambda: refresh_active_cloud_jobs(db, settings)),
+        ("retrying promotion side effects", lambda: promotions.run_due(db, settings)),
+        ("expiring promotion requests", lambda: promotions.expire_due(db)),
+    )
+    while not stop.wait(UPKEEP_SECONDS):
+        for what, task in tasks:
+            try:
+                task()
+            except Exception:  # the loop must survive anything; the log says what went wrong
+                log.exception("%s failed", what)
 
 
 def start_alongside_app(settings: Settings) -> subprocess.Popen[bytes] | None:
