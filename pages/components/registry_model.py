@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from models.registry import ModelKind, ModelVersionCardUpdate, ModelVersionCreate, Source
+from pages.components import promotions_version
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, parse_pairs, table_height
@@ -140,6 +141,7 @@ def _card(model_id: int, number: int, can_edit: bool) -> None:
         f"Registered by {version.created_by} on {local_time(version.created_at, zone)}; "
         f"in {version.stage} since {local_time(version.stage_changed_at, zone)}"
     )
+    promotions_version.request_link(version.id or 0)
     overview, data, history = st.tabs(["Model card", "Lineage", "Stage history"])
     with overview:
         _card_body(card, can_edit)
@@ -171,7 +173,7 @@ def _card(model_id: int, number: int, can_edit: bool) -> None:
             hide_index=True,
             width="stretch",
         )
-        st.caption("Approvals appear here once promotions (#6) are available.")
+        promotions_version.requests_table(version.id or 0)
 
 
 def _card_body(card: VersionCard, can_edit: bool) -> None:

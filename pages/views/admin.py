@@ -1,11 +1,17 @@
-"""Admin: users, teams, the audit log and what the portal runs on."""
+"""Admin: users, teams, prices, promotion policies, the audit log and what the portal runs on."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from pages.components import admin_audit, admin_prices, admin_teams, admin_users
+from pages.components import (
+    admin_audit,
+    admin_policies,
+    admin_prices,
+    admin_teams,
+    admin_users,
+)
 from pages.components.context import current_actor, database, settings, tracking_store_state
 from pages.components.feedback import attempt, show_flash
 from pages.components.formatting import table_height
@@ -15,8 +21,8 @@ from services.system import system_status
 page_user("admin")
 show_flash()
 
-users_tab, teams_tab, prices_tab, audit_tab, system_tab = st.tabs(
-    ["Users", "Teams", "Prices", "Audit log", "System"]
+users_tab, teams_tab, prices_tab, policies_tab, audit_tab, system_tab = st.tabs(
+    ["Users", "Teams", "Prices", "Policies", "Audit log", "System"]
 )
 with users_tab:
     admin_users.render()
@@ -24,6 +30,8 @@ with teams_tab:
     admin_teams.render()
 with prices_tab:
     admin_prices.render()
+with policies_tab:
+    admin_policies.render()
 with audit_tab:
     admin_audit.render()
 with system_tab:

@@ -9,22 +9,13 @@ from pages.components.context import current_actor, database
 from pages.components.feedback import attempt
 from pages.components.guard import page_user
 from pages.components.navigation import SPECS_BY_KEY
+from pages.components.promotions_home import my_requests, waiting_for_me
 from services import attention
 from services.permissions import Permission, permissions_of
 
 ICONS = {"error": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}
 
 ROLE_NOTES = {
-    Role.DATA_SCIENTIST: (
-        "Data scientist",
-        "The state of your promotion requests will be listed here once promotions (#6) are "
-        "available.",
-    ),
-    Role.APPROVER: (
-        "Approver",
-        "Promotion requests waiting for your decision will be listed here once promotions (#6) "
-        "are available.",
-    ),
     Role.MANAGER: (
         "Manager",
         "Budget alerts and the month's spend by team will be shown here once usage and cost "
@@ -59,6 +50,11 @@ for item in items:
         if item.page:
             spec = SPECS_BY_KEY[item.page]
             st.page_link(spec.file, label=f"Open {spec.title}", icon=":material/arrow_forward:")
+
+if Permission.APPROVE_PROMOTION in permissions_of(user.roles):
+    waiting_for_me()
+if Permission.REQUEST_PROMOTION in permissions_of(user.roles):
+    my_requests()
 
 for role, (title, note) in ROLE_NOTES.items():
     if role in user.roles:

@@ -1,15 +1,27 @@
-"""Promotions: not available yet (issue #6)."""
+"""Promotions: data scientists put model versions forward for staging or production with the
+evidence attached; approvers review them against the stage's policy and decide.
 
+Deep links: ``?request=<id>`` opens a request; ``?version=<version id>`` opens the request
+form with that version chosen."""
+
+from __future__ import annotations
+
+from pages.components import promotions_detail, promotions_request_form, promotions_table
+from pages.components.feedback import show_flash
 from pages.components.guard import page_user
-from pages.components.layout import not_available_yet
+from pages.components.registry_models import int_param
+from services.permissions import Permission, permissions_of
 
-page_user("promotions")
-not_available_yet(
-    "Promotions",
-    6,
-    [
-        "Request promotion of a model version to staging or production, with evidence attached.",
-        "Approvers review requests against policy gates; nobody approves their own request.",
-        "Approved changes are mirrored to MLflow aliases and SageMaker approval status.",
-    ],
-)
+user = page_user("promotions")
+show_flash()
+granted = permissions_of(user.roles)
+can_request = Permission.REQUEST_PROMOTION in granted
+
+if int_param("request", 0):
+    promotions_detail.render(int_param("request", 0))
+else:
+    if Permission.APPROVE_PROMOTION in granted:
+        promotions_table.render_queue()
+    if can_request:
+        promotions_request_form.render()
+    promotions_table.render_history(can_request)

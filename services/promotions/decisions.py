@@ -111,14 +111,14 @@ def _check_may_decide(
     request: PromotionRequest,
     policy: PromotionPolicy,
 ) -> None:
+    if request.requested_by == actor.username:
+        raise PermissionDenied(
+            "You filed this request, so someone else must decide it (separation of duties)."
+        )
     if Role(policy.approver_role) not in roles:
         raise PermissionDenied(
             f"Requests for {request.target_stage} are decided by the "
             f"{Role(policy.approver_role).label.lower()} role, which you do not hold."
-        )
-    if request.requested_by == actor.username:
-        raise PermissionDenied(
-            "You filed this request, so someone else must decide it (separation of duties)."
         )
     ensure_pending(request)
     earlier = session.exec(

@@ -16,14 +16,14 @@ from models.promotion import (
     PromotionSideEffect,
     RequestStatus,
 )
-from models.registry import ModelAsset, ModelVersion
+from models.registry import ModelAsset, ModelKind, ModelVersion
 from models.user import Role, User
 from services.access import Actor, require
 from services.db import Database
 from services.paging import Page, clamp_page
 from services.permissions import Permission
 from services.promotions.policies import describe
-from services.promotions.requests import is_past_expiry, load_request
+from services.promotions.requests import expire_due, is_past_expiry, load_request
 from services.promotions.side_effects import sync_state
 
 
@@ -72,6 +72,7 @@ def list_requests(
     db: Database, *, actor: Actor, query: RequestFilter, page: int = 1, page_size: int = 50
 ) -> Page[RequestRow]:
     """Every request (the history everyone with the Promotions page sees), newest first."""
+    expire_due(db)
     with db.read() as session:
         require(session, actor, Permission.VIEW_PROMOTIONS)
         stmt = select(PromotionRequest)
@@ -176,8 +177,10 @@ def requestable_versions(
     a rollback is a promotion of an earlier version), newest first."""
     with db.read() as session:
         require(session, actor, Permission.REQUEST_PROMOTION)
-        stmt = select(ModelVersion, ModelAsset.name).join(
-            ModelAsset, col(ModelAsset.id) == ModelVersion.model_id
+        stmt = (
+            select(ModelVersion, ModelAsset.name)
+            .join(ModelAsset, col(ModelAsset.id) == ModelVersion.model_id)
+            .where(ModelAsset.kind != ModelKind.FOUNDATION.value)  # the provider's to change
         )
         if model_id is not None:
             stmt = stmt.where(ModelVersion.model_id == model_id)
@@ -207,10 +210,10 @@ def _why_not_decide(
 ) -> str:
     if request.status != RequestStatus.PENDING.value or is_past_expiry(request):
         return "This request is closed."
-    if Role(policy.approver_role) not in roles:
-        return f"Only the {Role(policy.approver_role).label.lower()} role decides this request."
     if request.requested_by == actor.username:
         return "You filed this request; someone else must decide it (separation of duties)."
+    if Role(policy.approver_role) not in roles:
+        return f"Only the {Role(policy.approver_role).label.lower()} role decides this request."
     if any(d.decided_by == actor.username for d in decisions):
         return "You have already approved this request; it needs someone else's approval."
     return ""

@@ -121,18 +121,47 @@ def run_due(db: Database, settings: Settings, *, request_id: int | None = None) 
         effect = _claim(db, effect_id)
         if effect is None:
             continue  # another runner has it
+        label = SideEffectKind(effect.kind).label
+        stale = _superseded(db, effect)
+        if stale:
+            _done(db, effect, {"summary": stale}, skipped=True)
+            continue
         try:
             outcome = carry_out(settings, SideEffectKind(effect.kind), effect.payload)
         except PortalError as exc:
-            _failed(db, effect, str(exc))
-            errors.append(f"{SideEffectKind(effect.kind).label}: {exc}")
+            _failed(db, effect, _reason(exc))
+            errors.append(f"{label}: {_reason(exc)}")
         except Exception as exc:  # an unexpected failure is still only a pending effect
             log.exception("promotion side effect %s failed", effect.id)
             _failed(db, effect, f"{type(exc).__name__}: {exc}")
-            errors.append(f"{SideEffectKind(effect.kind).label}: {type(exc).__name__}: {exc}")
+            errors.append(f"{label}: {type(exc).__name__}: {exc}")
         else:
             _done(db, effect, outcome)
     return errors
+
+
+def _reason(exc: PortalError) -> str:
+    """The message, with the service's own error code (``AccessDeniedException``, ``500``)
+    when the message does not already name it: operators search for the code."""
+    code = getattr(exc, "code", None)
+    return f"{exc} [{code}]" if code and code not in str(exc) else str(exc)
+
+
+def _superseded(db: Database, effect: PromotionSideEffect) -> str:
+    """Why an approval's effect no longer applies ("" if it does). A later decision moved the
+    version out of the stage it was approved for: a late retry must not undo that decision
+    outside the portal (move ``@production`` back, tell the pipeline to deploy it again)."""
+    payload = effect.payload
+    if payload.get("event") != f"promotion.{RequestStatus.APPROVED.value}":
+        return ""
+    with db.read() as session:
+        version = session.get(ModelVersion, payload.get("version_id"))
+    if version is None or version.stage == payload["stage"]:
+        return ""
+    return (
+        f"{payload['model']} v{payload['version']} has left {payload['stage']} "
+        f"(now {version.stage}) since this approval"
+    )
 
 
 def _due(db: Database, request_id: int | None) -> list[int]:
@@ -183,7 +212,13 @@ def _failed(db: Database, effect: PromotionSideEffect, error: str) -> None:
         )
 
 
-def _done(db: Database, effect: PromotionSideEffect, outcome: dict[str, Any]) -> None:
+def _done(
+    db: Database,
+    effect: PromotionSideEffect,
+    outcome: dict[str, Any],
+    *,
+    skipped: bool = False,
+) -> None:
     with db.write() as session:
         row = session.get(PromotionSideEffect, effect.id)
         assert row is not None
@@ -196,10 +231,11 @@ def _done(db: Database, effect: PromotionSideEffect, outcome: dict[str, Any]) ->
         audit.record(
             session,
             actor="system",
-            action="promotion.sync",
+            action="promotion.sync_skipped" if skipped else "promotion.sync",
             entity_type="promotion_request",
             entity_id=row.request_id,
-            summary=f"{SideEffectKind(row.kind).label} done: {outcome.get('summary', '')}"[:500],
+            summary=f"{SideEffectKind(row.kind).label} {'skipped' if skipped else 'done'}: "
+            f"{outcome.get('summary', '')}"[:500],
         )
 
 

@@ -3,8 +3,8 @@ alias points at the approved version (MLflow moves it off the previous holder), 
 version carries ``approved_by`` and ``request_id`` tags.
 
 A portal version trained by a portal job has an MLflow run but may not be registered in
-MLflow yet; it is registered then (under the portal model's name, reusing a registration of
-the same run if one exists), so the alias has something to point at."""
+MLflow yet; it is registered then (under the portal model's name with '/' and ':' made '-',
+reusing a registration of the same run if one exists), so the alias has something to point at."""
 
 from __future__ import annotations
 
@@ -39,35 +39,64 @@ def _registered_version(
 ) -> tuple[str, str]:
     if payload.get("mlflow_model_name") and payload.get("mlflow_model_version"):
         return str(payload["mlflow_model_name"]), str(payload["mlflow_model_version"])
+    name, run_id = registered_name(str(payload["model"])), str(payload["mlflow_run_id"] or "")
+    portal_id = str(payload["version_id"])
+    exists = _has_registered_model(client, name)
+    if exists:
+        for existing in client.search_model_versions(f"name = '{_quoted(name)}'"):
+            mine = (existing.tags or {}).get("portal_version_id") == portal_id
+            if mine or (run_id and existing.run_id == run_id):
+                return name, str(existing.version)
+    # Check the run before creating anything: a failure must not leave an empty registered
+    # model behind in MLflow. A version whose run lives elsewhere (another tracking server,
+    # a synced catalog) is registered from its artifacts alone.
+    has_run = bool(run_id) and _run_exists(client, run_id)
+    if not has_run and not payload.get("artifact_uri"):
+        raise NotFound(
+            f"MLflow at {settings.resolved_tracking_uri} has no run {run_id}, and version "
+            f"{payload['version']} of {payload['model']} names no artifacts, so it cannot be "
+            "registered there."
+        )
+    if not exists:
+        client.create_registered_model(name, description="Registered by the AI Ops portal")
+    created = client.create_model_version(
+        name,
+        source=payload.get("artifact_uri") or f"runs:/{run_id}",
+        run_id=run_id if has_run else None,
+        description=f"Portal version {payload['version']}",
+        tags={"portal_version_id": portal_id, "portal_run_id": run_id},
+    )
+    return name, str(created.version)
+
+
+def registered_name(model: str) -> str:
+    """The MLflow name for a portal model: MLflow refuses '/' and ':' in registered model
+    names, which names after Hugging Face ids (``org/model``) often contain."""
+    return model.replace("/", "-").replace(":", "-")
+
+
+def _has_registered_model(client: Any, name: str) -> bool:
     from mlflow.exceptions import MlflowException
 
-    name, run_id = str(payload["model"]), str(payload["mlflow_run_id"])
     try:
         client.get_registered_model(name)
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
             raise
-        client.create_registered_model(name, description="Registered by the AI Ops portal")
-    for existing in client.search_model_versions(f"name = '{_quoted(name)}'"):
-        if existing.run_id == run_id:
-            return name, str(existing.version)
+        return False
+    return True
+
+
+def _run_exists(client: Any, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
     try:
         client.get_run(run_id)
     except MlflowException as exc:
         if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFound(
-                f"MLflow at {settings.resolved_tracking_uri} has no run {run_id}, so version "
-                f"{payload['version']} of {name} cannot be registered there."
-            ) from None
+            return False
         raise
-    created = client.create_model_version(
-        name,
-        source=payload.get("artifact_uri") or f"runs:/{run_id}",
-        run_id=run_id,
-        description=f"Portal version {payload['version']}",
-        tags={"portal_version_id": str(payload["version_id"])},
-    )
-    return name, str(created.version)
+    return True
 
 
 def _drop_alias_if_on(client: Any, name: str, alias: str, number: str) -> None:

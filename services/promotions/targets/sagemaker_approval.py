@@ -3,7 +3,8 @@ Rejected, with an ``ApprovalDescription`` naming the request and who decided.
 
 ``UpdateModelPackage`` is sent with every field the portal means to keep: SageMaker
 emulators (and a careless reading of the API) drop customer metadata that a call omits, so
-the current metadata is read first and sent back with the portal's keys added."""
+the current metadata is read first and sent back with the portal's keys added. A rejection
+leaves an already Approved package as it is (the request was for a further stage)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ def set_approval(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
     client = aws.client("sagemaker", settings)
     with aws.aws_errors(f"set the SageMaker model package {arn} to {status}"):
         current = client.describe_model_package(ModelPackageName=arn)
+        if status == "Rejected" and current.get("ModelApprovalStatus") == "Approved":
+            # Rejecting a promotion (say, staging to production) does not withdraw the
+            # approval the package already has: deployments of the earlier stage rely on it.
+            return {
+                "summary": f"{arn} stays Approved: rejecting request #{payload['request_id']} "
+                f"for {payload['stage']} does not withdraw its earlier approval",
+                "sagemaker_approval_status": "Approved",
+            }
         metadata = dict(current.get("CustomerMetadataProperties") or {})
         metadata.update(
             {

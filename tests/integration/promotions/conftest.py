@@ -1,0 +1,190 @@
+"""Fixtures for the side effects of promotion decisions, against real components: the
+session's sqlite MLflow store, moto for SageMaker, and a local HTTP receiver for the
+deployment webhook. Nothing reaches real AWS or the internet."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from sqlmodel import select
+
+from models.promotion import PromotionSideEffect
+from models.registry import ModelAsset, ModelAssetCreate, ModelVersion, ModelVersionCreate
+from services import aws, promotions
+from services.access import Actor
+from services.config import Settings, get_settings
+from services.db import Database
+from services.promotions import RequestFilter
+from services.registry import assets
+from tests.promotion_support import Cast, cast
+
+REGION = "us-east-1"
+WEBHOOK_SECRET = "s3cret-shared-with-the-deployment-pipeline-0123"
+
+
+@pytest.fixture(autouse=True)
+def offline_sdks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Fake AWS credentials, no AWS profile or config files; MLflow never phones home."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws._client.cache_clear()
+    yield
+    aws._client.cache_clear()
+
+
+@pytest.fixture
+def people(db: Database, admin: Actor) -> Cast:
+    return cast(db, admin)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The portal's settings: MLflow at the session's sqlite store, no AWS, no webhook."""
+    return get_settings()
+
+
+@pytest.fixture
+def aws_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings with AWS configured, every boto3 call answered by moto."""
+    monkeypatch.setenv("PORTAL_AWS_REGION", REGION)
+    get_settings.cache_clear()
+    with mock_aws():
+        yield get_settings()
+    aws._client.cache_clear()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix for names in the MLflow store, which every test (and database kind) shares."""
+    return uuid.uuid4().hex[:10]
+
+
+def portal_version(
+    db: Database, actor: Actor, model: str, *, references: dict[str, Any] | None = None, **data: Any
+) -> int:
+    """Register the next version of portal model ``model`` (created on first use); external
+    references (``sagemaker_package_arn``, ``mlflow_model_name`` …) are set on the row as a
+    source sync would."""
+    with db.read() as session:
+        existing = session.exec(select(ModelAsset).where(ModelAsset.name == model)).first()
+    if existing is None:
+        existing = assets.register_model(db, actor=actor, data=ModelAssetCreate(name=model))
+    assert existing.id is not None
+    version = assets.register_version(
+        db, actor=actor, model_id=existing.id, data=ModelVersionCreate(**data)
+    )
+    if references:
+        with db.transaction() as session:
+            row = session.get(ModelVersion, version.id)
+            assert row is not None
+            for name, value in references.items():
+                setattr(row, name, value)
+            session.add(row)
+    assert version.id is not None
+    return version.id
+
+
+def version_row(db: Database, version_id: int) -> ModelVersion:
+    with db.read() as session:
+        row = session.get(ModelVersion, version_id)
+        assert row is not None
+        return row
+
+
+def effects(db: Database, request_id: int) -> dict[str, PromotionSideEffect]:
+    """A request's side effects by kind."""
+    with db.read() as session:
+        rows = session.exec(
+            select(PromotionSideEffect).where(PromotionSideEffect.request_id == request_id)
+        ).all()
+        return {row.kind: row for row in rows}
+
+
+def status_label(db: Database, people: Cast, request_id: int) -> str:
+    """What the Promotions page's history shows for the request."""
+    page = promotions.list_requests(db, actor=people.scientist, query=RequestFilter())
+    return next(r.status_label for r in page.rows if r.request.id == request_id)
+
+
+@dataclass
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A deployment pipeline's webhook endpoint: records every POST and answers with the
+    next queued status (200 once the queue is empty)."""
+
+    url: str
+    deliveries: list[Delivery] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hook = state[0]
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if hook.delay:
+                threading.Event().wait(hook.delay)
+            with hook.lock:
+                hook.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
+                status = hook.answers.pop(0) if hook.answers else 200
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok" if status < 300 else b"deploy pipeline is down")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    host, port = server.server_address[:2]
+    state.append(Receiver(url=f"http://{host!s}:{port}/hooks/promotion"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state[0]
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def webhook_settings(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
+    monkeypatch.setenv("PORTAL_PROMOTION_WEBHOOK_URL", url)
+    monkeypatch.setenv("PORTAL_PROMOTION_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def hook_settings(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Settings:
+    """Settings with the deployment webhook pointing at ``receiver``."""
+    return webhook_settings(monkeypatch, receiver.url)
