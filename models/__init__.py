@@ -23,6 +23,13 @@ from models.registry import (
 )
 from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
 from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobStatus
+from models.usage import (
+    IdentityMapping,
+    IngestedFile,
+    PriceOverride,
+    UsageDaily,
+    UsageEvent,
+)
 from models.user import Role, User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
@@ -36,6 +43,8 @@ __all__ = [
     "DatasetCreate",
     "DatasetVersion",
     "FineTuneJob",
+    "IdentityMapping",
+    "IngestedFile",
     "JobEvent",
     "JobStatus",
     "ModelAsset",
@@ -45,6 +54,7 @@ __all__ = [
     "ModelVersionCardUpdate",
     "ModelVersionCreate",
     "PiiStatus",
+    "PriceOverride",
     "PromotionPolicy",
     "PromotionRequest",
     "PromotionSideEffect",
@@ -57,6 +67,8 @@ __all__ = [
     "TeamCreate",
     "TeamPublic",
     "TeamUpdate",
+    "UsageDaily",
+    "UsageEvent",
     "User",
     "UserCreate",
     "UserPublic",

@@ -228,6 +228,25 @@ def cmd_promotions_sync(args: argparse.Namespace) -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
+def cmd_usage_ingest(args: argparse.Namespace) -> int:
+    from models.usage import UsageSource
+    from services.gateway.ingest import ingest
+
+    result = ingest(
+        _database(),
+        get_settings(),
+        actor=Actor.command_line(),
+        location=args.location,
+        source=UsageSource(args.format),
+    )
+    for rejection in result.rejections:
+        print(rejection.describe(), file=sys.stderr)
+    if result.rejected > len(result.rejections):
+        print(f"… and {result.rejected - len(result.rejections)} more rejected", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     report = audit.verify_chain(_database(), actor=Actor.command_line())
     print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
@@ -317,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="carry out due side effects of decisions (MLflow, SageMaker, webhook) and expire "
         "old requests; exit 1 if any side effect still fails",
     ).set_defaults(run=cmd_promotions_sync)
+
+    usage_cmd = sub.add_parser("usage", help="LLM gateway usage and costs")
+    usage_sub = usage_cmd.add_subparsers(dest="usage_command", required=True, parser_class=_Parser)
+    ingest_cmd = usage_sub.add_parser(
+        "ingest",
+        help="load LiteLLM or Bedrock logs from a file, a folder or s3://bucket/prefix "
+        "(idempotent: a request already stored is counted as a duplicate)",
+    )
+    ingest_cmd.add_argument("location", metavar="PATH_OR_S3_URI")
+    ingest_cmd.add_argument("--format", required=True, choices=["litellm", "bedrock"])
+    ingest_cmd.set_defaults(run=cmd_usage_ingest)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

@@ -29,6 +29,7 @@ class Permission(StrEnum):
     VIEW_AUDIT = "view_audit"
     MANAGE_POLICIES = "manage_policies"
     MANAGE_PRICES = "manage_prices"
+    INGEST_USAGE = "ingest_usage"
 
 
 _READ_MODELS = {
@@ -60,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AUDIT,
             Permission.MANAGE_POLICIES,
             Permission.MANAGE_PRICES,
+            Permission.INGEST_USAGE,  # load gateway logs (automation runs as the command line)
             Permission.EXCEPT_DATASET_PII,
             Permission.SYNC_REGISTRY,
             Permission.VIEW_REGISTRY,  # to read the catalog and decide on flagged datasets

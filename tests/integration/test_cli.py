@@ -202,3 +202,37 @@ def test_init_prepares_the_mlflow_store(tmp_path: Path, monkeypatch, capsys) -> 
     home = get_settings().home_dir
     assert code == 0 and "MLflow tracking store" in out
     assert (home / "mlflow.db").exists() and (home / "cookie_key").exists()
+
+
+def test_usage_ingest_lists_rejections_and_counts_once(
+    cli_db: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    sample = ROOT.parent / "shared" / "samples" / "bedrock_invocation_log.jsonl"
+    logs = tmp_path / "bedrock.jsonl"
+    logs.write_bytes(sample.read_bytes() + b"not json at all\n")
+    code, out, err = run(monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "bedrock")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "ingested=3 duplicates=0 rejected=1"
+    assert err.startswith(f"{logs}:4: not valid JSON")
+    code, out, _ = run(monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "bedrock")
+    assert out.splitlines()[-1] == "ingested=0 duplicates=3 rejected=1"
+    code, _, err = run(
+        monkeypatch, capsys, "usage", "ingest", str(tmp_path / "nope"), "--format", "bedrock"
+    )
+    assert code == 2 and err.startswith("error: No such file or folder")
+    code, _, err = run(monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "csv")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_usage_ingest_keeps_litellm_out_of_the_cli_start_up() -> None:
+    """Only prices are needed: the CLI reads LiteLLM's price file and never imports litellm."""
+    probe = (
+        "import sys; from services.cli import main; "
+        "from services.gateway import ingest, pricing; pricing.bundled_cost_map(); "
+        "print('litellm' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "False", done.stderr

@@ -1,0 +1,148 @@
+"""Where gateway logs are read from: a local file or folder, or an ``s3://bucket/prefix``.
+
+Objects are listed with a paginator and read as streams, never whole. Gzip is recognised by
+its magic bytes, not by the name. A file is JSON lines, or one JSON document (an object or a
+list) spread over several lines when its first line is only ``{`` or ``[``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from services.aws import aws_errors, client
+from services.config import Settings
+from services.errors import ValidationError
+
+GZIP_MAGIC = b"\x1f\x8b"
+READ_BUFFER = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file or S3 object: its name for messages, what identifies its content, and how to
+    open it as a binary stream."""
+
+    uri: str
+    fingerprint: str
+    open: Callable[[], IO[bytes]]
+
+
+class TruncatedFile(Exception):
+    """The file ended in the middle of a gzip stream (or the stream is corrupt)."""
+
+    def __init__(self, lines_read: int, reason: str) -> None:
+        super().__init__(reason)
+        self.lines_read = lines_read
+
+
+class _StreamingRaw(io.RawIOBase):
+    """A botocore ``StreamingBody`` as a raw stream, so it can be buffered and peeked."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as (bucket, prefix); the prefix may be empty."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise ValidationError(f"Not an S3 location: {uri!r}; write it as s3://bucket/prefix.")
+    return bucket, prefix
+
+
+def list_files(location: str, settings: Settings) -> Iterator[SourceFile]:
+    """Every file under ``location`` (a path or ``s3://bucket/prefix``), in name order."""
+    if location.startswith("s3://"):
+        yield from _s3_files(location, settings)
+        return
+    path = Path(location).expanduser()
+    if path.is_file():
+        yield _local_file(path)
+    elif path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and not any(
+                p.startswith(".") for p in child.relative_to(path).parts
+            ):
+                yield _local_file(child)
+    else:
+        raise ValidationError(f"No such file or folder: {location}")
+
+
+def _local_file(path: Path) -> SourceFile:
+    stat = path.stat()
+    return SourceFile(
+        uri=str(path),
+        fingerprint=f"size={stat.st_size} mtime_ns={stat.st_mtime_ns}",
+        open=lambda: path.open("rb", buffering=READ_BUFFER),
+    )
+
+
+def _s3_files(location: str, settings: Settings) -> Iterator[SourceFile]:
+    bucket, prefix = split_s3_uri(location)
+    s3 = client("s3", settings)
+
+    def opener(key: str) -> Callable[[], IO[bytes]]:
+        def open_object() -> IO[bytes]:
+            with aws_errors(f"read s3://{bucket}/{key}"):
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            return io.BufferedReader(_StreamingRaw(body), READ_BUFFER)
+
+        return open_object
+
+    with aws_errors(f"list {location}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith("/"):
+                    continue  # a folder marker
+                yield SourceFile(
+                    uri=f"s3://{bucket}/{key}",
+                    fingerprint=f"etag={item.get('ETag', '')} size={item.get('Size', 0)}",
+                    open=opener(key),
+                )
+
+
+def _decompressed(stream: IO[bytes]) -> Any:
+    """``stream`` buffered (so it can be peeked), and gunzipped if it starts like gzip."""
+    buffered: Any = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=buffered, mode="rb")
+    return buffered
+
+
+def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for each non-blank line; a multi-line JSON document comes as one
+    "line" numbered 1. Raises ``TruncatedFile`` if a gzip stream is cut short or corrupt."""
+    number = 0
+    try:
+        with _decompressed(stream) as lines:
+            for number, line in enumerate(lines, start=1):
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                if number == 1 and stripped in (b"{", b"["):
+                    yield 1, line + lines.read()
+                    return
+                yield number, line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TruncatedFile(
+            number, f"truncated or corrupt gzip ({exc}); {number:,} lines were read before it"
+        ) from exc

@@ -1,0 +1,183 @@
+"""Writing a batch of usage rows: the events that are new, and the daily rollups they add to,
+in the caller's transaction, so a rollup never counts an event that was not stored or an
+event twice.
+
+Both statements are SQLAlchemy dialect inserts that work on SQLite and PostgreSQL alike:
+``INSERT … ON CONFLICT (source, request_id) DO NOTHING`` for events (after one query for the
+batch's ids already stored), and ``INSERT … ON CONFLICT (<rollup key>) DO UPDATE SET
+n = n + excluded.n`` for rollups. Each is compiled once per process and run with the DBAPI's
+``executemany`` over plain tuples: SQLAlchemy's per-row parameter handling cost more than the
+database's own work at gateway volumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Dialect, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models.usage import ROLLUP_KEY, UsageDaily, UsageEvent
+
+Row = dict[str, Any]
+COUNTERS = (
+    "requests",
+    "errors",
+    "cache_hits",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "unpriced_requests",
+)
+EVENTS: Table = UsageEvent.__table__  # type: ignore[attr-defined]
+DAILY: Table = UsageDaily.__table__  # type: ignore[attr-defined]
+EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
+DAILY_COLUMNS = (*ROLLUP_KEY, *COUNTERS, "cost")
+
+
+class ConcurrentIngest(Exception):
+    """Another transaction stored some of this batch's events after it looked: retry it."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def params(self, rows: Sequence[Row]) -> list[Any]:
+        """Each row as a sequence in ``columns`` order, through the columns' bind processors."""
+        values = itemgetter(*self.columns)
+        converted = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        if not converted:
+            return [values(row) for row in rows]
+        params = []
+        for row in rows:
+            param = list(values(row))
+            for i, process in converted:
+                param[i] = process(param[i])
+            params.append(tuple(param))
+        return params
+
+
+_PREPARED: dict[tuple[str, str], _Prepared] = {}
+
+
+def _dialect_insert(dialect: Dialect) -> Callable[[Table], Any]:
+    if dialect.name == "postgresql":
+        return postgresql.insert
+    if dialect.name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"usage ingestion supports SQLite and PostgreSQL, not {dialect.name}")
+
+
+def _prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepared:
+    key = (dialect.name, table.name)
+    if key not in _PREPARED:
+        stmt = _dialect_insert(dialect)(table)
+        if table is EVENTS:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["source", "request_id"])
+        else:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(ROLLUP_KEY),
+                set_={c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, "cost")},
+            )
+        # A positional paramstyle, so rows can be passed as tuples in ``columns`` order.
+        positional = dialect if dialect.positional else type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+        compiled = stmt.compile(dialect=positional, column_keys=list(columns))
+        order = tuple(compiled.positiontup or ())
+        assert sorted(order) == sorted(columns), order
+        processors = tuple(_processor(table.c[c], dialect) for c in order)
+        _PREPARED[key] = _Prepared(str(compiled), order, processors)
+    return _PREPARED[key]
+
+
+def _processor(column: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, JSON) and dialect.name == "sqlite":
+        return _json_text  # what SQLAlchemy stores, written by orjson (json.dumps is slower)
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _executemany(
+    session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
+) -> int:
+    connection = session.connection()
+    prepared = _prepare(connection.dialect, table, columns)
+    result = connection.exec_driver_sql(prepared.sql, prepared.params(rows))
+    return int(result.rowcount)
+
+
+def tag_key(tags: Sequence[str]) -> str:
+    """A request's tag set as one rollup dimension: sorted, comma-joined, at most 500 chars."""
+    if not tags:
+        return ""
+    return ",".join(sorted(set(tags)))[:500]
+
+
+def insert_new_events(session: Session, rows: Sequence[Row]) -> list[Row]:
+    """Insert the rows whose (source, request id) is not stored yet and return them. ``rows``
+    are of one source and do not repeat a request id. Raises ``ConcurrentIngest`` when
+    another transaction stored some of them in the meantime (roll back and try again)."""
+    if not rows:
+        return []
+    source = rows[0]["source"]
+    stored = set(
+        session.execute(
+            select(EVENTS.c.request_id).where(
+                EVENTS.c.source == source, EVENTS.c.request_id.in_([r["request_id"] for r in rows])
+            )
+        ).scalars()
+    )
+    new = [row for row in rows if row["request_id"] not in stored] if stored else list(rows)
+    if new and _executemany(session, EVENTS, EVENT_COLUMNS, new) != len(new):
+        raise ConcurrentIngest(f"{source} events of this batch were stored by another ingest")
+    return new
+
+
+def aggregate(rows: Sequence[Row]) -> list[Row]:
+    """The rollup increments of ``rows``, one per day and dimension."""
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        key = (
+            row["day"],
+            row["team"],
+            row["user"],
+            row["api_key_alias"],
+            row["model"],
+            row["provider"],
+            tag_key(row["tags"]),
+        )
+        counts = totals.get(key)
+        if counts is None:
+            counts = totals[key] = [0, 0, 0, 0, 0, 0, 0, 0, Decimal(0)]
+        counts[0] += 1
+        counts[1] += row["status"] == "failure"
+        counts[2] += row["cache_hit"]
+        counts[3] += row["input_tokens"]
+        counts[4] += row["output_tokens"]
+        counts[5] += row["cache_read_tokens"]
+        counts[6] += row["cache_write_tokens"]
+        if row["priced"]:
+            counts[8] += row["cost"]
+        else:
+            counts[7] += 1
+    return [
+        dict(zip(DAILY_COLUMNS, (*key, *counts), strict=True)) for key, counts in totals.items()
+    ]
+
+
+def add_to_rollups(session: Session, increments: Sequence[Row]) -> None:
+    """Add ``increments`` (from ``aggregate``) to the daily rollups, creating missing rows."""
+    if increments:
+        _executemany(session, DAILY, DAILY_COLUMNS, increments)
