@@ -28,6 +28,7 @@ from models.usage import (
     IngestedFile,
     PriceOverride,
     UsageDaily,
+    UsageDailyTeamModel,
     UsageEvent,
 )
 from models.user import Role, User, UserCreate, UserPublic, UserUpdate
@@ -68,6 +69,7 @@ __all__ = [
     "TeamPublic",
     "TeamUpdate",
     "UsageDaily",
+    "UsageDailyTeamModel",
     "UsageEvent",
     "User",
     "UserCreate",

@@ -94,6 +94,34 @@ class UsageDaily(SQLModel, table=True):
     unpriced_requests: int = Field(default=0, sa_type=BigInteger)
 
 
+TEAM_MODEL_KEY = ("day", "team", "model", "provider")
+"""The dimensions of one ``UsageDailyTeamModel`` row."""
+
+
+class UsageDailyTeamModel(SQLModel, table=True):
+    """The same totals per day, team, model and provider only: at most days × teams × models
+    rows however many requests there are, so reports that need no finer dimension (spend by
+    team and model, budgets, forecasts) read a table whose size does not grow with traffic."""
+
+    __tablename__ = "usage_daily_team_model"
+    __table_args__ = (UniqueConstraint(*TEAM_MODEL_KEY, name="uq_usage_daily_team_model_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    team: str = Field(default="", max_length=100)
+    model: str = Field(default="", max_length=300)
+    provider: str = Field(default="", max_length=50)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_read_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost: Decimal = Field(default=Decimal(0), sa_type=PRICE)
+    unpriced_requests: int = Field(default=0, sa_type=BigInteger)
+
+
 class PriceOverride(SQLModel, table=True):
     """An admin's price for a model (a negotiated discount, or a model LiteLLM's map lacks).
     It wins over the bundled price; cache prices fall back to the input price."""

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Dialect, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models.usage import ROLLUP_KEY, UsageDaily, UsageEvent
+from models.usage import ROLLUP_KEY, TEAM_MODEL_KEY, UsageDaily, UsageDailyTeamModel, UsageEvent
 
 Row = dict[str, Any]
 COUNTERS = (
@@ -38,8 +38,11 @@ COUNTERS = (
 )
 EVENTS: Table = UsageEvent.__table__  # type: ignore[attr-defined]
 DAILY: Table = UsageDaily.__table__  # type: ignore[attr-defined]
+TEAM_MODEL: Table = UsageDailyTeamModel.__table__  # type: ignore[attr-defined]
 EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
 DAILY_COLUMNS = (*ROLLUP_KEY, *COUNTERS, "cost")
+TEAM_MODEL_COLUMNS = (*TEAM_MODEL_KEY, *COUNTERS, "cost")
+ROLLUP_KEYS = {DAILY.name: ROLLUP_KEY, TEAM_MODEL.name: TEAM_MODEL_KEY}
 
 
 class ConcurrentIngest(Exception):
@@ -86,7 +89,7 @@ def _prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepa
             stmt = stmt.on_conflict_do_nothing(index_elements=["source", "request_id"])
         else:
             stmt = stmt.on_conflict_do_update(
-                index_elements=list(ROLLUP_KEY),
+                index_elements=list(ROLLUP_KEYS[table.name]),
                 set_={c: table.c[c] + stmt.excluded[c] for c in (*COUNTERS, "cost")},
             )
         # A positional paramstyle, so rows can be passed as tuples in ``columns`` order.
@@ -178,6 +181,26 @@ def aggregate(rows: Sequence[Row]) -> list[Row]:
 
 
 def add_to_rollups(session: Session, increments: Sequence[Row]) -> None:
-    """Add ``increments`` (from ``aggregate``) to the daily rollups, creating missing rows."""
+    """Add ``increments`` (from ``aggregate``) to the daily rollups, and their sums per day,
+    team, model and provider to the coarser rollup, creating missing rows."""
     if increments:
         _executemany(session, DAILY, DAILY_COLUMNS, increments)
+        _executemany(session, TEAM_MODEL, TEAM_MODEL_COLUMNS, coarsen(increments))
+
+
+def coarsen(increments: Sequence[Row]) -> list[Row]:
+    """``increments`` summed over the dimensions the team-and-model rollup drops."""
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+    measures = (*COUNTERS, "cost")
+    for row in increments:
+        key = (row["day"], row["team"], row["model"], row["provider"])
+        counts = totals.get(key)
+        if counts is None:
+            totals[key] = [row[m] for m in measures]
+        else:
+            for i, measure in enumerate(measures):
+                counts[i] += row[measure]
+    return [
+        dict(zip(TEAM_MODEL_COLUMNS, (*key, *counts), strict=True))
+        for key, counts in totals.items()
+    ]

@@ -205,3 +205,37 @@ def test_ingest_needs_an_admin_or_the_command_line(db: Database, admin: Actor) -
         source=UsageSource.LITELLM,
     )
     assert result.ingested == 2
+
+
+def test_the_team_and_model_rollup_adds_up_to_the_fine_one(db: Database, tmp_path: Path) -> None:
+    from sqlalchemy import func
+
+    from models.usage import UsageDaily, UsageDailyTeamModel
+
+    lines = [
+        litellm(f"r{i}", NOV_2 + i * 3_600, user=f"u{i % 3}", key=f"k{i % 2}", model=m)
+        for i, m in enumerate(["gpt-4o-mini", "gpt-4o", "gpt-4o-mini", "gpt-4o"] * 5)
+    ]
+    run(db, write_lines(tmp_path / "day.jsonl", lines))
+    run(db, write_lines(tmp_path / "again.jsonl", lines[:7]))  # duplicates add nothing
+
+    def totals(table: type) -> list[tuple[object, ...]]:
+        with db.read() as session:
+            return sorted(
+                session.exec(
+                    select(  # type: ignore[call-overload]
+                        table.day,
+                        table.team,
+                        table.model,
+                        func.sum(table.requests),
+                        func.sum(table.input_tokens),
+                        func.sum(table.cost),
+                    ).group_by(table.day, table.team, table.model)
+                ).all()
+            )
+
+    coarse = totals(UsageDailyTeamModel)
+    assert coarse == totals(UsageDaily)
+    assert sum(row[3] for row in coarse) == 20
+    with db.read() as session:  # one row per day, team and model, however many users and keys
+        assert len(session.exec(select(UsageDailyTeamModel)).all()) == len(coarse)
