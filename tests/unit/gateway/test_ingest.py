@@ -8,6 +8,7 @@ import gzip
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -219,7 +220,7 @@ def test_the_team_and_model_rollup_adds_up_to_the_fine_one(db: Database, tmp_pat
     run(db, write_lines(tmp_path / "day.jsonl", lines))
     run(db, write_lines(tmp_path / "again.jsonl", lines[:7]))  # duplicates add nothing
 
-    def totals(table: type) -> list[tuple[object, ...]]:
+    def totals(table: Any) -> list[tuple[Any, ...]]:
         with db.read() as session:
             return sorted(
                 session.exec(
