@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import NoReturn
 
 from models.user import Role, UserCreate
@@ -247,6 +248,26 @@ def cmd_usage_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_usage_report(args: argparse.Namespace) -> int:
+    from services.gateway.export import report_text
+    from services.gateway.scope import UsageQuery
+
+    query = UsageQuery(
+        start=_day(args.start, "--from"),
+        end=_day(args.end, "--to"),
+        group_by=tuple(d.strip() for d in args.group_by.split(",") if d.strip()),
+    )
+    print(report_text(_database(), actor=Actor.command_line(), query=query, fmt=args.format))
+    return EXIT_OK
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     report = audit.verify_chain(_database(), actor=Actor.command_line())
     print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
@@ -347,6 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("location", metavar="PATH_OR_S3_URI")
     ingest_cmd.add_argument("--format", required=True, choices=["litellm", "bedrock"])
     ingest_cmd.set_defaults(run=cmd_usage_ingest)
+    report_cmd = usage_sub.add_parser(
+        "report", help="usage and cost from the daily rollups, grouped, as CSV or JSON"
+    )
+    report_cmd.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
+    report_cmd.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    report_cmd.add_argument(
+        "--group-by",
+        default="team",
+        metavar="DIMS",
+        help="comma-separated: day, team, model, user, key, provider, tag (default: team)",
+    )
+    report_cmd.add_argument("--format", choices=["csv", "json"], default="csv")
+    report_cmd.set_defaults(run=cmd_usage_report)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)

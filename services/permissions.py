@@ -62,6 +62,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_POLICIES,
             Permission.MANAGE_PRICES,
             Permission.INGEST_USAGE,  # load gateway logs (automation runs as the command line)
+            Permission.VIEW_ALL_USAGE,  # usage and cost of every team, as managers see it
             Permission.EXCEPT_DATASET_PII,
             Permission.SYNC_REGISTRY,
             Permission.VIEW_REGISTRY,  # to read the catalog and decide on flagged datasets

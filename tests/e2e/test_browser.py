@@ -43,7 +43,7 @@ MENUS = {
     "data_scientist": MODEL_MENU,
     "approver": MODEL_MENU,
     "manager": ["Home", "Usage & costs"],
-    "admin": ["Home", "Registry", "Fine-tuning", "Admin"],
+    "admin": ["Home", "Registry", "Fine-tuning", "Usage & costs", "Admin"],
 }
 
 

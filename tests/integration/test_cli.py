@@ -4,6 +4,7 @@ stdin only. In-process on SQLite and PostgreSQL, plus real subprocesses for stdi
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -223,6 +224,27 @@ def test_usage_ingest_lists_rejections_and_counts_once(
     assert code == 2 and err.startswith("error: No such file or folder")
     code, _, err = run(monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "csv")
     assert code == 2 and "invalid choice" in err
+
+
+def test_usage_report_prints_the_same_numbers_as_csv_and_json(
+    cli_db: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    sample = ROOT.parent / "shared" / "samples" / "litellm_standard_logging_payload.jsonl"
+    run(monkeypatch, capsys, "usage", "ingest", str(sample), "--format", "litellm")
+    dates = ("--from", "2026-11-01", "--to", "2026-11-30")  # the samples are from November
+    code, out, err = run(monkeypatch, capsys, "usage", "report", *dates, "--group-by", "team,model")
+    assert code == 0, err
+    header, *rows = out.strip().splitlines()
+    assert header == "team,model,requests,input_tokens,output_tokens,cost_usd,unpriced_requests"
+    assert sum(int(r.split(",")[2]) for r in rows) == 2
+    code, out, _ = run(monkeypatch, capsys, "usage", "report", *dates, "--format", "json")
+    as_json = json.loads(out)
+    assert sum(r["requests"] for r in as_json) == sum(int(r.split(",")[2]) for r in rows)
+    code, _, err = run(monkeypatch, capsys, "usage", "report", "--from", "2026-13-01", "--to", "x")
+    assert code == 2 and err.startswith("error: --from must be a date as YYYY-MM-DD")
+    code, _, err = run(monkeypatch, capsys, "usage", "report", *dates, "--group-by", "colour")
+    assert code == 2 and "Cannot group by colour" in err
 
 
 def test_usage_ingest_keeps_litellm_out_of_the_cli_start_up() -> None:

@@ -81,7 +81,7 @@ EXPECTED_PAGES = {
     Role.DATA_SCIENTIST: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.APPROVER: {"home", "registry", "fine-tuning", "experiments", "promotions", "usage"},
     Role.MANAGER: {"home", "usage"},
-    Role.ADMIN: {"home", "registry", "fine-tuning", "admin"},
+    Role.ADMIN: {"home", "registry", "fine-tuning", "usage", "admin"},
 }
 
 
