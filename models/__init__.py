@@ -24,6 +24,7 @@ from models.registry import (
 from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
 from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobStatus
 from models.usage import (
+    Budget,
     IdentityMapping,
     IngestedFile,
     PriceOverride,
@@ -39,6 +40,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventPublic",
     "Backend",
+    "Budget",
     "ComputePrice",
     "Dataset",
     "DatasetCreate",

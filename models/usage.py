@@ -177,3 +177,25 @@ class IngestedFile(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class Budget(SQLModel, table=True):
+    """A team's budget for a custom period (a quarter, a project), beside the monthly budget
+    kept on the team itself. ``warn_at`` are the percentages that raise a warning."""
+
+    __tablename__ = "usage_budget"
+    __table_args__ = (UniqueConstraint("team_id", "name", name="uq_usage_budget_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    name: str = Field(max_length=100)
+    start: date
+    end: date
+    amount: Decimal = Field(sa_type=PRICE)
+    warn_at: list[int] = Field(
+        default_factory=lambda: [80, 90, 100], sa_column=Column(JSON, nullable=False)
+    )
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         default=None,
         description="Serving image of registered model packages (default: Hugging Face's)",
     )
+    budget_warnings: str = Field(
+        default="80,90,100",
+        description="Percentages of a monthly team budget that raise a warning",
+    )
     promotion_webhook_url: str | None = Field(
         default=None, description="URL told of every promotion decision (signed JSON POST)"
     )
@@ -92,6 +96,23 @@ class Settings(BaseSettings):
                 "characters"
             )
         return self
+
+    @field_validator("budget_warnings")
+    @classmethod
+    def _percentages(cls, value: str) -> str:
+        try:
+            levels = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(
+                "must be whole percentages separated by commas, e.g. 80,90,100"
+            ) from None
+        if not levels or any(not 1 <= level <= 1000 for level in levels):
+            raise ValueError("must be percentages between 1 and 1000, e.g. 80,90,100")
+        return ",".join(str(level) for level in sorted(set(levels)))
+
+    @property
+    def budget_warning_levels(self) -> list[int]:
+        return [int(part) for part in self.budget_warnings.split(",")]
 
     @field_validator("report_tz")
     @classmethod
