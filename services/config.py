@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=None,
         description="Serving image of registered model packages (default: Hugging Face's)",
     )
+    cost_allocation_tag: str = Field(
+        default="team",
+        max_length=128,
+        description="AWS cost allocation tag whose values are team names (billed cost per team)",
+    )
     budget_warnings: str = Field(
         default="80,90,100",
         description="Percentages of a monthly team budget that raise a warning",
