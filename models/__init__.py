@@ -25,6 +25,7 @@ from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
 from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobStatus
 from models.usage import (
     Budget,
+    GatewayModelLink,
     IdentityMapping,
     IngestedFile,
     PriceOverride,
@@ -46,6 +47,7 @@ __all__ = [
     "DatasetCreate",
     "DatasetVersion",
     "FineTuneJob",
+    "GatewayModelLink",
     "IdentityMapping",
     "IngestedFile",
     "JobEvent",

@@ -199,3 +199,18 @@ class Budget(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+
+
+class GatewayModelLink(SQLModel, table=True):
+    """Which registry model version serves a gateway model name (``support-assistant`` in
+    the LiteLLM config, say), so its model card shows what it is used for and costs."""
+
+    __tablename__ = "gateway_model_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    gateway_model: str = Field(max_length=300, unique=True)
+    model_version_id: int = Field(foreign_key="model_version.id", index=True)
+    linked_by: str = Field(max_length=100)
+    linked_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )

@@ -261,6 +261,18 @@ def cmd_usage_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_usage_prune(args: argparse.Namespace) -> int:
+    from services.gateway.budgets import today_in
+    from services.gateway.retention import prune_events
+
+    settings = get_settings()
+    deleted = prune_events(
+        _database(), actor=Actor.command_line(), keep_days=args.keep_days, today=today_in(settings)
+    )
+    print(f"pruned={deleted}")
+    return EXIT_OK
+
+
 def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -381,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report_cmd.add_argument("--format", choices=["csv", "json"], default="csv")
     report_cmd.set_defaults(run=cmd_usage_report)
+    prune_cmd = usage_sub.add_parser(
+        "prune", help="delete raw usage events older than N days (rollups are kept)"
+    )
+    prune_cmd.add_argument("--keep-days", type=int, required=True, metavar="N")
+    prune_cmd.set_defaults(run=cmd_usage_prune)
 
     audit_cmd = sub.add_parser("audit", help="the audit log")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
