@@ -154,7 +154,7 @@ def cmd_users_unlock(args: argparse.Namespace) -> int:
 
 def cmd_demo_seed(args: argparse.Namespace) -> int:
     db = _database()
-    created = demo.seed(db)
+    created = demo.seed(db, usage=True)
     if not created.new_users:
         print("The demo organisation is already there; no new users were created.")
     else:
@@ -165,6 +165,7 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
     print(f"Catalog: {created.catalog}.")
     print(f"Fine-tuning: {created.jobs}.")
     print(f"Promotions: {created.promotions}.")
+    print(f"Usage: {created.usage}.")
     from services.experiments.demo import seed_runs
     from services.tracking import ensure_tracking_store
 

@@ -19,10 +19,12 @@ from services.registry.demo import seed_catalog
 from services.training.demo import seed_jobs
 
 DEMO_TEAMS = (
-    ("Payments", "CC-4100", Decimal("5000.00")),
-    ("Search", "CC-4200", Decimal("8000.00")),
-    ("Customer Care", "CC-4300", Decimal("3000.00")),
-    ("Platform", "CC-1000", Decimal("12000.00")),
+    # Monthly gateway budgets sized to the demo traffic: Search overspends, Customer Care is
+    # heading past its budget by the month end, the others have room.
+    ("Payments", "CC-4100", Decimal("40.00")),
+    ("Search", "CC-4200", Decimal("3000.00")),
+    ("Customer Care", "CC-4300", Decimal("20.00")),
+    ("Platform", "CC-1000", Decimal("150.00")),
 )
 
 DEMO_USERS = (
@@ -42,10 +44,12 @@ class SeedResult:
     catalog: str = ""
     jobs: str = ""
     promotions: str = ""
+    usage: str = ""
 
 
-def seed(db: Database) -> SeedResult:
-    """Create what is missing of the demo organisation; existing teams and users are kept."""
+def seed(db: Database, *, usage: bool = False) -> SeedResult:
+    """Create what is missing of the demo organisation; existing teams and users are kept.
+    ``usage`` adds three months of gateway traffic (seconds of work, so only on request)."""
     actor = Actor.command_line()
     result = SeedResult()
     existing = {t.name: t.id for t in teams.list_teams(db)}
@@ -76,4 +80,8 @@ def seed(db: Database) -> SeedResult:
     result.catalog = seed_catalog(db, get_settings(), existing)
     result.jobs = seed_jobs(db, get_settings())
     result.promotions = seed_requests(db, get_settings())
+    if usage:
+        from services.gateway.demo import seed_usage
+
+        result.usage = seed_usage(db, get_settings())
     return result

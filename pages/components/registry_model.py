@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from models.registry import ModelKind, ModelVersionCardUpdate, ModelVersionCreate, Source
-from pages.components import promotions_version
+from pages.components import promotions_version, registry_usage
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, parse_pairs, table_height
@@ -142,9 +142,13 @@ def _card(model_id: int, number: int, can_edit: bool) -> None:
         f"in {version.stage} since {local_time(version.stage_changed_at, zone)}"
     )
     promotions_version.request_link(version.id or 0)
-    overview, data, history = st.tabs(["Model card", "Lineage", "Stage history"])
+    overview, data, history, usage = st.tabs(
+        ["Model card", "Lineage", "Stage history", "Gateway usage"]
+    )
     with overview:
         _card_body(card, can_edit)
+    with usage:
+        registry_usage.render(version.id or 0)
     with data:
         graph = attempt(
             lambda: lineage.version_lineage(

@@ -140,8 +140,10 @@ def test_demo_seed_prints_passwords_once_and_is_repeatable(
     assert code == 0 and "shown only this once" in out
     for role in ("data_scientist", "approver", "manager", "admin"):
         assert role in out
+    assert "gateway requests over 91 days (ingested=" in out and "rejected=0)" in out
     code, out, _ = run(monkeypatch, capsys, "demo", "seed")
     assert code == 0 and "already there" in out
+    assert "Usage: gateway usage already present." in out
     code, out, _ = run(monkeypatch, capsys, "audit", "verify")
     assert code == 0
 
