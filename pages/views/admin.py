@@ -1,4 +1,5 @@
-"""Admin: users, teams, prices, promotion policies, the audit log and what the portal runs on."""
+"""Admin: users, teams, prices (training and gateway), Bedrock identities, promotion policies,
+the audit log and what the portal runs on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 
 from pages.components import (
     admin_audit,
+    admin_gateway,
     admin_policies,
     admin_prices,
     admin_teams,
@@ -21,8 +23,8 @@ from services.system import system_status
 page_user("admin")
 show_flash()
 
-users_tab, teams_tab, prices_tab, policies_tab, audit_tab, system_tab = st.tabs(
-    ["Users", "Teams", "Prices", "Policies", "Audit log", "System"]
+users_tab, teams_tab, prices_tab, gateway_tab, policies_tab, audit_tab, system_tab = st.tabs(
+    ["Users", "Teams", "Prices", "Gateway", "Policies", "Audit log", "System"]
 )
 with users_tab:
     admin_users.render()
@@ -30,6 +32,8 @@ with teams_tab:
     admin_teams.render()
 with prices_tab:
     admin_prices.render()
+with gateway_tab:
+    admin_gateway.render()
 with policies_tab:
     admin_policies.render()
 with audit_tab:

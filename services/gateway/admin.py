@@ -13,7 +13,7 @@ from models.usage import IdentityMapping, PriceOverride, PriceUnit
 from services import audit
 from services.access import Actor, require
 from services.db import Database
-from services.errors import ValidationError
+from services.errors import NotFound, ValidationError
 from services.gateway.records import TeamResolver, principal_of
 from services.permissions import Permission
 
@@ -113,3 +113,51 @@ def team_resolver(session: Session) -> TeamResolver:
         return "", ""
 
     return resolve
+
+
+def list_price_overrides(db: Database, *, actor: Actor) -> list[PriceOverride]:
+    with db.read() as session:
+        require(session, actor, Permission.MANAGE_PRICES)
+        return list(session.exec(select(PriceOverride).order_by(PriceOverride.model)).all())
+
+
+def list_identity_mappings(db: Database, *, actor: Actor) -> list[IdentityMapping]:
+    with db.read() as session:
+        require(session, actor, Permission.MANAGE_TEAMS)
+        return list(session.exec(select(IdentityMapping).order_by(IdentityMapping.arn)).all())
+
+
+def remove_price_override(db: Database, *, actor: Actor, model: str) -> None:
+    """Drop an override: the model goes back to LiteLLM's price (or to unpriced). Requests
+    already stored keep the cost they were ingested with."""
+    with db.write() as session:
+        require(session, actor, Permission.MANAGE_PRICES)
+        row = session.exec(select(PriceOverride).where(PriceOverride.model == model)).one_or_none()
+        if row is None:
+            raise NotFound(f"No price override for {model!r}.")
+        session.delete(row)
+        audit.record(
+            session,
+            actor=actor.username,
+            action="usage.price_override_removed",
+            entity_type="price_override",
+            entity_id=model,
+            summary=f"Removed the price override of {model}",
+        )
+
+
+def remove_identity_mapping(db: Database, *, actor: Actor, arn: str) -> None:
+    with db.write() as session:
+        require(session, actor, Permission.MANAGE_TEAMS)
+        row = session.exec(select(IdentityMapping).where(IdentityMapping.arn == arn)).one_or_none()
+        if row is None:
+            raise NotFound(f"No mapping for {arn}.")
+        session.delete(row)
+        audit.record(
+            session,
+            actor=actor.username,
+            action="usage.identity_mapping_removed",
+            entity_type="identity_mapping",
+            entity_id=arn,
+            summary=f"Removed the team mapping of {arn}",
+        )

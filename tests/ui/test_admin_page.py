@@ -122,3 +122,32 @@ def test_password_reset_ends_the_users_open_session(app_db: Database) -> None:
     users.reset_password(app_db, actor=admin, user_id=bob.user_id, new_password="fresh secret 123")
     session.run()
     assert "Your password was changed. Please log in again." in texts(session)
+
+
+def test_gateway_prices_and_identities_are_set_from_the_gateway_tab(app_db: Database) -> None:
+    from services.gateway import admin as gateway_admin
+
+    at = admin_page(app_db)
+    widget(at.text_input, "Model").input("support-assistant")
+    widget(at.text_input, "Input price (USD)").input("zero point eight")
+    widget(at.text_input, "Output price (USD)").input("3.20")
+    button(at, "Save model price").click().run()
+    assert any("Input price: enter a number of dollars" in e.value for e in at.error)
+    assert widget(at.text_input, "Model").value == "support-assistant"  # input kept
+    widget(at.text_input, "Input price (USD)").input("0.80")
+    button(at, "Save model price").click().run()
+    assert not at.error
+    root = Actor.of(active_user(app_db, "root.admin"))  # type: ignore[arg-type]
+    prices = gateway_admin.list_price_overrides(app_db, actor=root)
+    assert [(p.model, str(p.input_price)) for p in prices] == [("support-assistant", "0.80000000")]
+
+    widget(at.text_input, "ARN").input("not-an-arn")
+    widget(at.text_input, "Team").input("Search")
+    button(at, "Save mapping").click().run()
+    assert any("Give an ARN" in e.value for e in at.error)
+    widget(at.text_input, "ARN").input("arn:aws:iam::123456789012:role/search-app")
+    button(at, "Save mapping").click().run()
+    mapped = gateway_admin.list_identity_mappings(app_db, actor=root)
+    assert [(m.arn, m.team) for m in mapped] == [
+        ("arn:aws:iam::123456789012:role/search-app", "Search")
+    ]
