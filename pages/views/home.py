@@ -10,18 +10,11 @@ from pages.components.feedback import attempt
 from pages.components.guard import page_user
 from pages.components.navigation import SPECS_BY_KEY
 from pages.components.promotions_home import my_requests, waiting_for_me
+from pages.components.usage_budgets import at_risk_panel
 from services import attention
 from services.permissions import Permission, permissions_of
 
 ICONS = {"error": ":material/error:", "warning": ":material/warning:", "info": ":material/info:"}
-
-ROLE_NOTES = {
-    Role.MANAGER: (
-        "Manager",
-        "Budget alerts and the month's spend by team will be shown here once usage and cost "
-        "reporting (#7) is available.",
-    ),
-}
 
 user = page_user("home")
 st.subheader(f"Welcome, {user.display_name}", anchor=False)
@@ -56,8 +49,5 @@ if Permission.APPROVE_PROMOTION in permissions_of(user.roles):
 if Permission.REQUEST_PROMOTION in permissions_of(user.roles):
     my_requests()
 
-for role, (title, note) in ROLE_NOTES.items():
-    if role in user.roles:
-        with st.container(border=True):
-            st.markdown(f"**As {title.lower()}**")
-            st.caption(note)
+if Permission.MANAGE_BUDGETS in permissions_of(user.roles):
+    at_risk_panel()

@@ -99,7 +99,7 @@ def raw_requests(
 ) -> Page[UsageEvent]:
     """The stored requests behind a report, newest first (what a number is made of)."""
     with db.read() as session:
-        query = visible_query(session, actor, query)
+        query = visible_query(session, actor, query, requests=True)
         conditions = _conditions(EVENTS, query)
         total = session.execute(select(func.count()).select_from(EVENTS).where(*conditions))
         count = int(total.scalar_one())

@@ -63,8 +63,11 @@ class UsageQuery:
         return {name for name, values in pairs.items() if values}
 
 
-def visible_query(session: Session, actor: Actor, query: UsageQuery) -> UsageQuery:
-    """``query`` narrowed to what ``actor`` may see; refused where narrowing cannot help."""
+def visible_query(
+    session: Session, actor: Actor, query: UsageQuery, *, requests: bool = False
+) -> UsageQuery:
+    """``query`` narrowed to what ``actor`` may see; refused where narrowing cannot help.
+    ``requests``: the caller lists single requests (who made each), not totals."""
     query.check()
     user = require_any(session, actor, Permission.VIEW_ALL_USAGE, Permission.VIEW_OWN_USAGE)
     roles = actor.roles if user is None else frozenset(user.roles)
@@ -75,7 +78,7 @@ def visible_query(session: Session, actor: Actor, query: UsageQuery) -> UsageQue
     team = session.get(Team, user.team_id) if user is not None and user.team_id else None
     if team is None:
         raise PermissionDenied("You belong to no team, so there are no team totals to show.")
-    if {"user", "key"} & (set(query.group_by) | query.filtered()):
+    if requests or {"user", "key"} & (set(query.group_by) | query.filtered()):
         raise PermissionDenied(
             "You can see your team's totals, not how they split by person or key; a manager can."
         )

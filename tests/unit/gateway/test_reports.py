@@ -145,3 +145,5 @@ def test_who_sees_what(traffic: Database, admin: Actor) -> None:
     assert reports.kpis(traffic, actor=approver, query=everyone).requests == 0  # only their own
     drill = reports.raw_requests(traffic, actor=alice, query=query(teams=("Search",)))
     assert drill.total == 0  # another team's requests stay out of reach
+    with pytest.raises(PermissionDenied, match="not how they split by person"):
+        reports.raw_requests(traffic, actor=alice, query=query(team_totals=True))

@@ -1,0 +1,205 @@
+"""Usage page, budgets: every visible team's budget this month (and custom periods running
+today) with how much is used, the month-end forecast and the warning level crossed; a team's
+burn-down; managers set a monthly budget or add one for a custom period. Also the "Teams at
+risk" panel of managers' Home page."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from pages.components import usage_charts
+from pages.components import usage_data as data
+from pages.components.context import current_actor, database, settings
+from pages.components.feedback import attempt, flash, form_key, renew_form, show_error
+from pages.components.formatting import money, table_height
+from pages.components.layout import internal_link
+from services import teams
+from services.errors import ValidationError
+from services.gateway import budget_admin
+from services.gateway.budgets import BudgetStatus, month_of
+
+
+def level_text(status: BudgetStatus) -> str:
+    return f"{status.crossed}% reached" if status.crossed is not None else "—"
+
+
+def budgets_table(found: list[BudgetStatus]) -> None:
+    shown = pd.DataFrame(
+        {
+            "Team": [s.team for s in found],
+            "Period": [s.period for s in found],
+            "Budget (USD)": [float(s.amount) for s in found],
+            "Spent (USD)": [float(s.spent) for s in found],
+            "Used": [s.used for s in found],
+            "Forecast (USD)": [float(s.forecast) for s in found],
+            "Forecast used": [s.forecast_used for s in found],
+            "Warning": [level_text(s) for s in found],
+            "At risk": ["⚠️ at risk" if s.at_risk else "" for s in found],
+            "Unpriced": [s.unpriced_requests for s in found],
+        }
+    )
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=table_height(len(shown), max_rows=15),
+        column_config={
+            "Budget (USD)": st.column_config.NumberColumn(format="dollar"),
+            "Spent (USD)": st.column_config.NumberColumn(format="dollar"),
+            "Used": st.column_config.ProgressColumn(
+                format="percent", min_value=0.0, max_value=1.0, help="Spent of the budget so far"
+            ),
+            "Forecast (USD)": st.column_config.NumberColumn(
+                format="dollar", help="Spend by the period's end at the last week's daily rate"
+            ),
+            "Forecast used": st.column_config.NumberColumn(format="percent"),
+            "Warning": st.column_config.TextColumn(help="The highest warning level reached"),
+            "Unpriced": st.column_config.NumberColumn(
+                format="localized", help="Requests without a price: not in the spent amount"
+            ),
+        },
+    )
+
+
+def render(can_manage: bool) -> None:
+    st.subheader("Budgets", anchor=False)
+    actor = current_actor()
+    today = data.today()
+    found = attempt(lambda: data.team_budgets(data.db_url(), actor, today))
+    if found is None:
+        return
+    st.caption(
+        f"This month and custom periods running today ({today:%B %d}); independent of the "
+        "dates above. Forecasts extrapolate the last week's daily spend."
+    )
+    if not found:
+        st.info(
+            "No team you can see has a budget yet."
+            + (" Set one with the form below." if can_manage else " A manager can set one."),
+            icon=":material/account_balance_wallet:",
+        )
+    else:
+        budgets_table(found)
+        if any(s.unpriced_requests for s in found):
+            st.caption("Unpriced requests are not in the spent amounts.")
+        _burn_down([s for s in found if (s.start, s.end) == month_of(today)])
+    if can_manage:
+        _forms()
+
+
+def _burn_down(monthly: list[BudgetStatus]) -> None:
+    if not monthly:
+        return
+    names = list(dict.fromkeys(s.team for s in monthly))
+    wanted = st.query_params.get("budget_team")
+    team = st.columns([1, 2])[0].selectbox(
+        "Burn-down of",
+        names,
+        index=names.index(wanted) if wanted in names else 0,
+        help="The month's cumulative spend against the team's monthly budget",
+    )
+    if team != names[0]:
+        st.query_params["budget_team"] = team
+    else:
+        st.query_params.pop("budget_team", None)
+    chart = attempt(lambda: data.burn_down(data.db_url(), current_actor(), team, data.today()))
+    if chart is None:
+        return
+    status = chart.status
+    st.altair_chart(usage_charts.burn_down_chart(chart, settings().report_tz), width="stretch")
+    st.caption(
+        f"{team}: {money(status.spent)} of {money(status.amount)} spent ({status.used:.0%}); "
+        f"forecast {money(status.forecast)} by {status.end:%B %d} ({status.forecast_used:.0%})."
+    )
+
+
+def _forms() -> None:
+    choices = attempt(lambda: teams.list_teams(database()))
+    if not choices:
+        return
+    by_id = {t.id: t for t in choices}
+    left, right = st.columns(2)
+    with left, st.form(form_key("usage-monthly-budget")):
+        st.markdown("**Set a team's monthly budget**")
+        team_id = st.selectbox(
+            "Team", list(by_id), format_func=lambda i: f"{by_id[i].name} (now "
+            f"{money(by_id[i].monthly_budget)})", key="monthly-team",
+        )  # fmt: skip
+        amount = st.text_input("Monthly budget (USD)", placeholder="5000", help="0: no budget")
+        if st.form_submit_button("Set monthly budget", type="primary"):
+            _set_monthly(team_id, amount, by_id[team_id].name)
+    with right, st.form(form_key("usage-custom-budget")):
+        st.markdown("**Add a budget for a custom period**")
+        custom_team = st.selectbox(
+            "Team", list(by_id), format_func=lambda i: by_id[i].name, key="custom-team"
+        )
+        name = st.text_input("Name", placeholder="Q4 launch")
+        today = data.today()
+        start, end = st.columns(2)
+        first = start.date_input("From", value=today, format="YYYY-MM-DD")
+        last = end.date_input("To", value=today + timedelta(days=89), format="YYYY-MM-DD")
+        amount_text = st.text_input("Amount (USD)", placeholder="20000")
+        warn = st.text_input("Warn at (%)", value="80, 90, 100")
+        if st.form_submit_button("Add budget"):
+            _add_custom(custom_team, name, first, last, amount_text, warn, by_id[custom_team].name)
+
+
+def _set_monthly(team_id: int, amount: str, team: str) -> None:
+    result = attempt(
+        lambda: budget_admin.set_monthly_budget(
+            database(), actor=current_actor(), team_id=team_id, amount=amount.strip()
+        )
+    )
+    if result is not None:
+        data.forget_budgets()
+        renew_form("usage-monthly-budget")
+        flash(f"Monthly budget of {team} set to {money(result.monthly_budget)}.")
+        st.rerun()
+
+
+def _add_custom(
+    team_id: int, name: str, first: date, last: date, amount: str, warn: str, team: str
+) -> None:
+    try:
+        levels = [int(p) for p in warn.replace(" ", "").split(",") if p]
+    except ValueError:
+        show_error(ValidationError("Warn at: whole percentages separated by commas."))
+        return
+    budget = attempt(
+        lambda: budget_admin.add_budget(
+            database(), actor=current_actor(), team_id=team_id, name=name, start=first,
+            end=last, amount=amount.strip(), warn_at=levels,
+        )
+    )  # fmt: skip
+    if budget is not None:
+        data.forget_budgets()
+        renew_form("usage-custom-budget")
+        flash(f"Budget {budget.name!r} of {team} added: {money(budget.amount)}.")
+        st.rerun()
+
+
+def at_risk_panel() -> None:
+    """Home for managers: the teams over a warning level or heading over budget."""
+    st.markdown("#### Teams at risk")
+    found = attempt(lambda: data.team_budgets(data.db_url(), current_actor(), data.today()))
+    if found is None:
+        return
+    risky = [s for s in found if s.at_risk]
+    if not found:
+        st.info("No team has a budget yet.", icon=":material/account_balance_wallet:")
+    elif not risky:
+        st.success(
+            f"All {len(found)} budgets are on track this month.", icon=":material/check_circle:"
+        )
+    for s in risky:
+        with st.container(border=True):
+            level = f" · **{s.crossed}% warning reached**" if s.crossed is not None else ""
+            st.markdown(
+                f":material/warning: **{s.team}** ({s.period}): {money(s.spent)} of "
+                f"{money(s.amount)} spent ({s.used:.0%}){level}  \n"
+                f"Forecast {money(s.forecast)} by {s.end:%B %d} ({s.forecast_used:.0%} of budget)"
+            )
+    internal_link("/usage", "Open Usage & costs", icon=":material/arrow_forward:")
