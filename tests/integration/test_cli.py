@@ -211,7 +211,7 @@ def test_usage_ingest_lists_rejections_and_counts_once(
     cli_db: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     run(monkeypatch, capsys, "init", "--skip-mlflow")
-    sample = ROOT.parent / "shared" / "samples" / "bedrock_invocation_log.jsonl"
+    sample = ROOT / "tests" / "samples" / "bedrock_invocation_log.jsonl"
     logs = tmp_path / "bedrock.jsonl"
     logs.write_bytes(sample.read_bytes() + b"not json at all\n")
     code, out, err = run(monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "bedrock")
@@ -232,7 +232,7 @@ def test_usage_report_prints_the_same_numbers_as_csv_and_json(
     cli_db: str, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     run(monkeypatch, capsys, "init", "--skip-mlflow")
-    sample = ROOT.parent / "shared" / "samples" / "litellm_standard_logging_payload.jsonl"
+    sample = ROOT / "tests" / "samples" / "litellm_standard_logging_payload.jsonl"
     run(monkeypatch, capsys, "usage", "ingest", str(sample), "--format", "litellm")
     dates = ("--from", "2026-11-01", "--to", "2026-11-30")  # the samples are from November
     code, out, err = run(monkeypatch, capsys, "usage", "report", *dates, "--group-by", "team,model")

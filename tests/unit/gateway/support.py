@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from models.usage import UsageDaily, UsageEvent
 from services.db import Database
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def litellm(request_id: str, start: float | str | None, **fields: Any) -> dict[str, Any]:
