@@ -15,6 +15,7 @@ from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, table_height
 from services.errors import ValidationError
 from services.gateway import admin
+from services.gateway.reprice import reprice_unpriced
 
 
 def render() -> None:
@@ -22,7 +23,8 @@ def render() -> None:
     st.caption(
         "Requests are costed with LiteLLM's bundled price map. A price here wins over it: "
         "for negotiated rates and for models the map lacks (those are shown as unpriced in "
-        "every report, never as $0). Requests already stored keep their cost."
+        "every report, never as $0). Stored requests that had no price are costed when "
+        "their model gets one; those already costed keep their cost."
     )
     _prices()
     st.divider()
@@ -89,7 +91,16 @@ def _prices() -> None:
         )
     if saved is not None:
         renew_form("gateway-price")
-        flash(f"{saved.model} is now priced at ${saved.input_price} in, ${saved.output_price} out.")
+        repriced = attempt(
+            lambda: reprice_unpriced(database(), actor=current_actor(), model=saved.model)
+        )
+        past = (
+            f" {repriced:,} stored requests that had no price now have a cost." if repriced else ""
+        )
+        flash(
+            f"{saved.model} is now priced at ${saved.input_price} in, "
+            f"${saved.output_price} out.{past}"
+        )
         st.rerun()
 
 
