@@ -150,7 +150,11 @@ def test_demo_seed_prints_passwords_once_and_is_repeatable(
 
 def test_audit_verify_names_the_tampered_event(cli_db: str, monkeypatch, capsys) -> None:
     run(monkeypatch, capsys, "init", "--skip-mlflow")
-    run(monkeypatch, capsys, "demo", "seed")
+    for name in ("root", "dana", "sam"):  # a few audited changes
+        run(
+            monkeypatch, capsys, "users", "add", name, "--role", "admin" if name == "root"
+            else "data_scientist", "--password-stdin", stdin=PASSWORD + "\n",
+        )  # fmt: skip
     db = Database(cli_db)
     with db.engine.begin() as conn:
         conn.execute(text("UPDATE audit_event SET actor = 'intruder' WHERE seq = 2"))
