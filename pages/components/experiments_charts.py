@@ -5,12 +5,14 @@ and a simple parameter importance. One chart at a time, its settings in the URL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import attempt
+from pages.components.feedback import with_last_good
+from pages.components.formatting import local_time
 from services.experiments import charts, curves
 from services.experiments.runs import RunRecord
 from services.experiments.table import direction_of
@@ -119,11 +121,7 @@ def _history(runs: list[RunRecord], metrics: list[str], baseline: str | None) ->
     if not chosen:
         st.caption("Choose a metric to draw.")
         return
-    loaded = attempt(
-        lambda: curves.run_curves(
-            database(), settings(), actor=current_actor(), runs=runs, keys=chosen
-        )
-    )
+    loaded = _curves_or_last_good(runs, chosen)
     if loaded is None:
         return
     st.altair_chart(
@@ -141,6 +139,26 @@ def _history(runs: list[RunRecord], metrics: list[str], baseline: str | None) ->
     if loaded.hidden:
         notes.append(f"{loaded.hidden:,} NaN or infinite values hidden")
     st.caption("Drawn with " + "; ".join(notes) + ".")
+
+
+def _curves_or_last_good(runs: list[RunRecord], chosen: list[str]) -> Any:
+    """The runs' curves; when MLflow does not answer, the last curves drawn for the same runs
+    and metrics in this session, marked with when they were fetched."""
+    key = (tuple(sorted(r.run_id for r in runs)), tuple(chosen))
+    loaded, fetched = with_last_good(
+        "curves",
+        key,
+        lambda: curves.run_curves(
+            database(), settings(), actor=current_actor(), runs=runs, keys=chosen
+        ),
+    )
+    if fetched is not None:
+        st.warning(
+            f"Showing the curves as they were at {local_time(fetched, settings().zone)}: "
+            "MLflow did not answer.",
+            icon=":material/history:",
+        )
+    return loaded
 
 
 def _keep(name: str, value: str) -> None:

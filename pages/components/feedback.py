@@ -4,11 +4,13 @@ tucked away, and a toast naming what changed."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import TypeVar
 
 import streamlit as st
 
+from models.types import utcnow
 from services.errors import ExternalServiceError, PortalError
 
 log = logging.getLogger(__name__)
@@ -79,3 +81,35 @@ def renew_form(name: str) -> None:
     """After a successful create, start the next one from blank fields (on errors the form
     keeps its input, because its key stays the same)."""
     st.session_state[f"{name}-generation"] = st.session_state.get(f"{name}-generation", 0) + 1
+
+
+LAST_GOOD_KEY = "last-good-results"
+LAST_GOOD_PER_KIND = 8
+
+
+def with_last_good(
+    kind: str, key: Hashable, load: Callable[[], T]
+) -> tuple[T | None, datetime | None]:
+    """``load()``, remembered in the session; when a backend does not answer (an
+    ``ExternalServiceError``), the last good result for the same ``kind`` and ``key`` with the
+    time it was fetched, so the page shows stale data marked as such rather than nothing (the
+    error itself only when there is nothing to fall back on). Returns (result, fetched_at):
+    fetched_at is None when the result is fresh."""
+    remembered = st.session_state.setdefault(LAST_GOOD_KEY, {}).setdefault(kind, {})
+    try:
+        result = load()
+    except ExternalServiceError as error:
+        last = remembered.get(key)
+        if last is None:
+            show_error(error)
+            return None, None
+        log.warning("showing the last good %s: %s", kind, error)
+        return last[1], last[0]  # the caller marks it stale, saying the backend did not answer
+    except PortalError as error:
+        show_error(error)
+        return None, None
+    remembered.pop(key, None)
+    if len(remembered) >= LAST_GOOD_PER_KIND:
+        remembered.pop(next(iter(remembered)))
+    remembered[key] = (utcnow(), result)
+    return result, None

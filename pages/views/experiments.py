@@ -15,7 +15,7 @@ from pages.components import (
     experiments_search,
 )
 from pages.components.context import current_actor, settings
-from pages.components.feedback import attempt, show_flash
+from pages.components.feedback import show_flash, with_last_good
 from pages.components.guard import page_user
 
 page_user("experiments")
@@ -27,7 +27,9 @@ if "run" in st.query_params:
 
 actor = current_actor()
 uri = settings().resolved_tracking_uri
-experiments = attempt(lambda: experiments_search.cached_experiments(uri, actor))
+experiments, _ = with_last_good(
+    "experiments", uri, lambda: experiments_search.cached_experiments(uri, actor)
+)
 if experiments is None:
     st.stop()
 if not experiments:
@@ -57,7 +59,16 @@ if result is not None:
 
 chosen = experiments_search.selected_ids()
 if chosen:
-    found = attempt(lambda: experiments_search.cached_runs(uri, actor, tuple(chosen)))
+    found, stale_runs = with_last_good(
+        "selected-runs",
+        (uri, tuple(chosen)),
+        lambda: experiments_search.cached_runs(uri, actor, tuple(chosen)),
+    )
+    if stale_runs is not None:
+        st.warning(
+            f"Comparing the runs as they were at {stale_runs:%H:%M:%S} UTC: MLflow did not answer.",
+            icon=":material/history:",
+        )
     if found is not None:
         selected, missing = found
         if missing:

@@ -66,6 +66,15 @@ def _when(millis: int | None) -> datetime | None:
     return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
+UNREACHABLE_SIGNS = (
+    "Max retries exceeded",
+    "Failed to establish a new connection",
+    "Read timed out",
+    "Connection refused",
+)
+"""How MLflow's REST client words a server that is down or too slow."""
+
+
 @contextmanager
 def tracking_errors(settings: Settings, action: str) -> Iterator[None]:
     """MLflow's exceptions as the portal's: bad input in plain words, an unreachable server
@@ -83,6 +92,13 @@ def tracking_errors(settings: Settings, action: str) -> Iterator[None]:
             ) from None
         if code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFound(message) from None
+        if any(sign in message for sign in UNREACHABLE_SIGNS):
+            raise ExternalServiceError(
+                f"The MLflow tracking server at {settings.resolved_tracking_uri} did not answer "
+                f"(could not {action}); check that it is running.",
+                code="Unreachable",
+                detail=message,
+            ) from exc
         raise ExternalServiceError(
             f"Could not {action} in MLflow at {settings.resolved_tracking_uri}: {message}",
             code=str(code) or None,

@@ -117,3 +117,40 @@ def test_a_deleted_run_link_says_so(sweep: dict[str, Any]) -> None:
     sweep["client"].delete_run(sweep["runs"][0])
     at = page("dana", run=sweep["runs"][0])
     assert "does not exist any more" in texts(at)
+
+
+def test_when_the_mlflow_server_stops_the_last_good_view_stays_marked_stale(
+    app_db: Database, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real ``mlflow server`` answers the first view, then stops; once the page's caches
+    have expired, the next rerun shows the error and the last runs and curves, marked."""
+    import streamlit as st
+
+    from services.experiments import histories
+    from tests.integration.experiments.conftest import running_mlflow_server
+
+    make_user(app_db, "root.admin", Role.ADMIN)
+    make_user(app_db, "dana", Role.DATA_SCIENTIST)
+    with running_mlflow_server(tmp_path / "server", workers=1) as url:
+        client = MlflowClient(url)
+        experiment = client.create_experiment("outage")
+        runs = []
+        for i in range(2):
+            run = client.create_run(experiment, run_name=f"run-{i}")
+            losses = [Metric("train_loss", 2.0 / (s + 1) + i, 0, s) for s in range(10)]
+            client.log_batch(run.info.run_id, metrics=losses)
+            client.set_terminated(run.info.run_id)
+            runs.append(run.info.run_id)
+        monkeypatch.setenv("PORTAL_MLFLOW_TRACKING_URI", url)
+        get_settings.cache_clear()
+        at = page("dana", experiments=experiment, runs=",".join(runs), chart="history")
+        assert at.get("vega_lite_chart") and not at.error
+    st.cache_data.clear()  # as after the caches' 30 s
+    histories.clear_cache()
+    at.run(timeout=120)
+    assert not at.exception
+    assert [e.value for e in at.error if "did not answer" in e.value]  # the search says why
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Comparing the runs as they were at" in warnings
+    assert "Showing the curves as they were at" in warnings
+    assert at.get("vega_lite_chart")  # the last good chart, not an empty page
