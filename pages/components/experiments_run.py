@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from pages.components.context import current_actor, database, settings
-from pages.components.feedback import attempt
+from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time
 from pages.components.layout import internal_link
-from services.experiments import detail
+from services.experiments import detail, register
 from services.experiments.detail import Artifact, RunDetail
 from services.permissions import Permission, permissions_of
+
+REGISTER_FORM = "register-run"
 
 
 def render(run_id: str) -> None:
@@ -88,10 +90,49 @@ def _lineage(found: RunDetail) -> None:
             )
     if lineage.job_id is None and not lineage.versions:
         st.caption("This run was not made by a portal job and is not a registered version.")
+    if lineage.job_id is None and Permission.MANAGE_REGISTRY in permissions_of(
+        current_actor().roles
+    ):
+        _register_form(found.run.run_id)
     if lineage.job_id is not None and not lineage.versions:
         st.caption(
             "Register it as a model version from its job's page; then request its promotion."
         )
+
+
+def _register_form(run_id: str) -> None:
+    """Make a run from outside the portal's jobs a model version (a job's run is registered
+    from its job, which records more lineage)."""
+    models = attempt(lambda: register.registrable_models(database(), actor=current_actor()))
+    if models is None:
+        return
+    names = dict(models)
+    with st.popover("Register as model version", icon=":material/inventory_2:"):
+        with st.form(form_key(REGISTER_FORM)):
+            model_id = st.selectbox(
+                "Model",
+                list(names),
+                index=None,
+                format_func=names.__getitem__,
+                placeholder="Choose a model, or name a new one below",
+            )
+            new_name = st.text_input("New model name", disabled=False)
+            if not st.form_submit_button("Register version", type="primary"):
+                return
+            version = attempt(
+                lambda: register.register_run(
+                    database(),
+                    settings(),
+                    actor=current_actor(),
+                    run_id=run_id,
+                    model_id=model_id,
+                    new_model_name=None if model_id is not None else new_name,
+                )
+            )
+        if version is not None:
+            renew_form(REGISTER_FORM)
+            flash(f"Registered this run as version {version.number}.")
+            st.rerun()
 
 
 def _artifacts(found: RunDetail) -> None:

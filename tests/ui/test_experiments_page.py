@@ -154,3 +154,20 @@ def test_when_the_mlflow_server_stops_the_last_good_view_stays_marked_stale(
     assert "Comparing the runs as they were at" in warnings
     assert "Showing the curves as they were at" in warnings
     assert at.get("vega_lite_chart")  # the last good chart, not an empty page
+
+
+def test_a_run_from_outside_the_portal_is_registered_from_its_page(
+    sweep: dict[str, Any], app_db: Database
+) -> None:
+    run_id = sweep["runs"][1]
+    at = page("dana", run=run_id)
+    widget(at.text_input, "New model name").input("Sweep winner")
+    next(b for b in at.button if b.label == "Register version").click().run(timeout=60)
+    assert not at.exception and not at.error
+    links = [link.proto.label for link in at.get("page_link")]
+    assert "Sweep winner version 1 (development)" in links  # now in the run's lineage
+    assert "Request promotion of Sweep winner version 1" in links
+    make_user(app_db, "priya", Role.APPROVER)
+    priya = page("priya", run=run_id)  # approvers compare runs but register nothing
+    assert not priya.exception
+    assert not [b for b in priya.button if b.label == "Register version"]
