@@ -129,7 +129,7 @@ def unpriced_warning(kpis: Kpis, models: list[str]) -> None:
     if names:
         text += f" Models without a price: {names}."
     text += (
-        " A price override for these models (set by an administrator) prices the requests "
-        "ingested after it; the ones above stay unpriced."
+        " An administrator can give these models a price (Admin → Gateway); the stored "
+        "requests are costed then too."
     )
     st.warning(text, icon=":material/money_off:")

@@ -34,8 +34,21 @@ if Permission.VIEW_REGISTRY in permissions_of(user.roles):
 if Permission.LAUNCH_JOBS in permissions_of(user.roles):
     items += attempt(lambda: attention.job_items(database(), actor=current_actor())) or []
 
-st.markdown("#### Needs your attention")
-if not items:
+granted = permissions_of(user.roles)
+if Permission.APPROVE_PROMOTION in granted:
+    waiting_for_me()
+if Permission.REQUEST_PROMOTION in granted:
+    my_requests()
+if Permission.MANAGE_BUDGETS in granted:
+    at_risk_panel()
+has_panels = bool(
+    {Permission.APPROVE_PROMOTION, Permission.REQUEST_PROMOTION, Permission.MANAGE_BUDGETS}
+    & granted
+)
+
+if items:
+    st.markdown("#### Needs your attention")
+elif not has_panels:  # the panels above say themselves when there is nothing to do
     st.success("Nothing needs your attention right now.", icon=":material/check_circle:")
 for item in items:
     with st.container(border=True):
@@ -43,11 +56,3 @@ for item in items:
         if item.page:
             spec = SPECS_BY_KEY[item.page]
             st.page_link(spec.file, label=f"Open {spec.title}", icon=":material/arrow_forward:")
-
-if Permission.APPROVE_PROMOTION in permissions_of(user.roles):
-    waiting_for_me()
-if Permission.REQUEST_PROMOTION in permissions_of(user.roles):
-    my_requests()
-
-if Permission.MANAGE_BUDGETS in permissions_of(user.roles):
-    at_risk_panel()
