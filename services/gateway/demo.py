@@ -127,6 +127,9 @@ def _record(rng: random.Random, habit: Habit, start: datetime, book: PriceBook) 
     cached = prompt // 2 if rng.random() < 0.15 else 0
     price = book.price_of(model) if model != SUPPORT_MODEL else None
     cost = float(price.cost(prompt - cached, completion, cached, 0)) if price else 0.0
+    cache_hit = not failed and rng.random() < 0.04  # answered from LiteLLM's cache: free
+    if cache_hit:
+        cost = 0.0
     key = f"{habit.team.lower().replace(' ', '-')}-{'prod' if rng.random() < 0.8 else 'dev'}"
     return {
         "id": f"chatcmpl-demo-{rng.getrandbits(64):016x}",
@@ -141,7 +144,7 @@ def _record(rng: random.Random, habit: Habit, start: datetime, book: PriceBook) 
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "response_cost": cost,
-        "cache_hit": False,
+        "cache_hit": cache_hit,
         "request_tags": [
             f"app:{habit.team.lower().replace(' ', '-')}",
             rng.choice(["env:prod", "env:prod", "env:staging"]),
