@@ -1,19 +1,26 @@
 """Gateway usage ingestion throughput: LiteLLM JSON lines into the portal database, beside the
-floor of reading the file and ``orjson.loads`` alone, then a re-run (every record a duplicate).
+floor of reading the file and ``orjson.loads`` alone, then a re-run (every record a duplicate),
+on SQLite and (``full`` only, with ``--postgres`` or ``PORTAL_TEST_DATABASE_URL``)
+PostgreSQL, for two kinds of record side by side:
+
+* ``full``: the ``standard_logging_object`` as tests/samples has it, messages and all;
+* ``redacted``: the same with LiteLLM's ``turn_off_message_logging`` applied as LiteLLM does it
+  (``messages`` and the response's message content replaced by ``"redacted-by-litellm"``).
 
     python -m benchmarks.usage_ingest [--records 200000] [--postgres postgresql+psycopg://…/test]
 
-Records are shaped like ../shared/samples (the full ``standard_logging_object``, messages and
-all): 200 users in 20 teams, 30 models (some not in LiteLLM's price map), 90 days.
+200 users in 20 teams, 30 models (some not in LiteLLM's price map), 90 days.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,7 @@ from services.db import Database, upgrade_schema
 from services.gateway.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "samples" / "litellm_standard_logging_payload.jsonl"
+SAMPLE = ROOT / "tests" / "samples" / "litellm_standard_logging_payload.jsonl"
 START = 1_788_000_000.0  # 2026-08-29
 MODELS = [
     "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
@@ -51,9 +58,29 @@ def template() -> dict[str, Any]:
     return {"metadata": {}, "status": "success", "custom_llm_provider": "openai"}
 
 
-def generate(path: Path, records: int, seed: int = 7) -> int:
+REDACTED = "redacted-by-litellm"
+
+
+def redacted(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as LiteLLM logs it with ``turn_off_message_logging`` (its
+    ``_redact_standard_logging_object``: messages replaced, choices' content redacted)."""
+    response = record.get("response")
+    if isinstance(response, dict) and isinstance(response.get("choices"), list):
+        choices = [
+            choice | {"message": choice["message"] | {"content": REDACTED}}
+            if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+            else choice
+            for choice in response["choices"]
+        ]
+        response = response | {"choices": choices}
+    elif response is not None:
+        response = {"text": REDACTED}
+    return record | {"messages": [{"role": "user", "content": REDACTED}], "response": response}
+
+
+def generate(path: Path, records: int, seed: int = 7, *, redact: bool = False) -> int:
     rng = random.Random(seed)
-    base = template()
+    base = redacted(template()) if redact else template()
     with path.open("wb") as out:
         for _ in range(records):
             user = rng.randrange(200)
@@ -81,13 +108,18 @@ def generate(path: Path, records: int, seed: int = 7) -> int:
     return path.stat().st_size
 
 
-def measure(label: str, db: Database, path: Path, records: int) -> float:
+Row = dict[str, str]
+
+
+def measure(db: Database, path: Path, records: int) -> tuple[float, float, float, int]:
+    """(ingest seconds, its CPU seconds in this process and its workers, re-run seconds,
+    rollup rows) for one ingest of ``path`` into a new schema, and the same file again."""
     upgrade_schema(db)
     settings = Settings(report_tz="America/Los_Angeles")
     cli = Actor.command_line()
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu = time.perf_counter(), _cpu()
     result = ingest(db, settings, actor=cli, location=str(path), source=UsageSource.LITELLM)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     assert result.ingested == records, result.summary()
     with db.read() as session:
         events = session.execute(select(func.count()).select_from(UsageEvent)).scalar_one()
@@ -98,47 +130,96 @@ def measure(label: str, db: Database, path: Path, records: int) -> float:
     again = ingest(db, settings, actor=cli, location=str(path), source=UsageSource.LITELLM)
     rerun = time.perf_counter() - started
     assert again.ingested == 0 and again.duplicates == records
-    print(
-        f"{label:<11} ingest {seconds:6.2f}s = {records / seconds:>9,.0f} records/s "
-        f"(CPU {cpu:.2f}s; {rollups:,} rollup rows) | re-run, all duplicates {rerun:6.2f}s "
-        f"= {records / rerun:>9,.0f} records/s"
-    )
-    return records / seconds
+    return seconds, cpu, rerun, rollups
 
 
-def floor(path: Path, records: int) -> None:
+def _cpu() -> float:
+    """CPU seconds of this process and of its ended children (the ingest's workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def floor(path: Path) -> float:
+    """Seconds to read ``path`` and ``orjson.loads`` each line: no ingest can beat it."""
     started = time.perf_counter()
     with path.open("rb") as lines:
         for line in lines:
             orjson.loads(line)
-    seconds = time.perf_counter() - started
-    rate = records / seconds
-    print(f"{'floor':<11} read + orjson.loads {seconds:6.2f}s = {rate:>9,.0f} records/s")
+    return time.perf_counter() - started
+
+
+def postgres_database(url: str) -> tuple[Database, Callable[[], None]]:
+    """A Database on a new scratch schema of ``url``, and how to drop it."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return Database(make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})), drop
+
+
+def run_variant(tmp: Path, name: str, records: int, postgres: str | None) -> list[Row]:
+    path = tmp / f"{name}.jsonl"
+    size = generate(path, records, redact=name == "redacted")
+    label = f"{name} ({size / records / 1000:.1f} KB/record)"
+    rows = []
+
+    def row(measure_: str, seconds: float, note: str = "") -> None:
+        rows.append(
+            {
+                "records": label,
+                "measure": measure_,
+                "s": f"{seconds:.1f}",
+                "records/s": f"{records / seconds:,.0f}",
+                "note": note,
+            }
+        )
+
+    row("floor: read + orjson.loads", floor(path))
+    targets: list[tuple[str, Database, Callable[[], None]]] = []
+    targets.append(("SQLite", Database(f"sqlite:///{tmp / (name + '.db')}"), lambda: None))
+    if postgres:
+        targets.append(("PostgreSQL", *postgres_database(postgres)))
+    for db_name, db, drop in targets:
+        try:
+            seconds, cpu, rerun, rollups = measure(db, path, records)
+        finally:
+            db.dispose()
+            drop()
+        row(f"{db_name}: ingest", seconds, f"CPU {cpu:.1f} s in all processes; {rollups:,} rollups")
+        row(f"{db_name}: same file again (all duplicates)", rerun)
+    path.unlink()
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--postgres", help="PostgreSQL URL to compare with (a scratch schema)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("PORTAL_TEST_DATABASE_URL"),
+        help="PostgreSQL URL to compare with, in a scratch schema "
+        "(default: PORTAL_TEST_DATABASE_URL; '' for none)",
+    )
     args = parser.parse_args()
+    print(
+        f"{args.records:,} LiteLLM records per variant; {os.cpu_count()} CPUs; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "litellm.jsonl"
-        size = generate(path, args.records)
-        print(f"{args.records:,} LiteLLM records, {size / 1e6:,.0f} MB of JSON lines")
-        floor(path, args.records)
-        measure("SQLite", Database(f"sqlite:///{Path(tmp) / 'bench.db'}"), path, args.records)
-        if not args.postgres:
-            return
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            url = make_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"})
-            measure("PostgreSQL", Database(url), path, args.records)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        rows += run_variant(Path(tmp), "full", args.records, args.postgres or None)
+        rows += run_variant(Path(tmp), "redacted", args.records, None)  # SQLite only: < 2 min
+    widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in rows[0]}
+    print(" | ".join(key.ljust(width) for key, width in widths.items()))
+    for r in rows:
+        print(" | ".join(r[key].ljust(width) for key, width in widths.items()))
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 COST_MAP_FILE = "model_prices_and_context_window_backup.json"
 REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "jp.", "au.", "ca.", "us-gov.")
 ROUTE_PREFIXES = ("bedrock/", "converse/", "invoke/")
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -153,18 +154,29 @@ class PriceBook:
         """Fill in ``cost`` and ``priced`` of a usage row. A cost the source logged is kept,
         except a LiteLLM $0 for tokens it did not serve from cache (its unknown-model $0).
         A request that used no tokens (refused, throttled) cost nothing."""
-        tokens = (
-            row["input_tokens"],
-            row["output_tokens"],
-            row["cache_read_tokens"],
-            row["cache_write_tokens"],
+        row["cost"], row["priced"] = self.settle(
+            row["model"],
+            (
+                row["input_tokens"],
+                row["output_tokens"],
+                row["cache_read_tokens"],
+                row["cache_write_tokens"],
+            ),
+            row["cost"],
+            row["cache_hit"],
         )
-        logged = row["cost"]
-        if not any(tokens) or (logged is not None and (logged > 0 or row["cache_hit"])):
-            row["cost"], row["priced"] = logged or Decimal(0), True
-            return
-        price = self.price_of(row["model"])
+
+    def price_values(self, values: list[Any]) -> None:
+        """``price_row`` for a row as a list in ``records.FIELDS`` order (the bulk path)."""
+        values[18], values[19] = self.settle(values[8], values[14:18], values[18], values[13])
+
+    def settle(
+        self, model: str, tokens: Sequence[int], logged: Decimal | None, cache_hit: bool
+    ) -> tuple[Decimal | None, bool]:
+        """(cost, priced) of a request: see ``price_row``."""
+        if not any(tokens) or (logged is not None and (logged > 0 or cache_hit)):
+            return logged or _ZERO, True
+        price = self._cache[model] if model in self._cache else self.price_of(model)
         if price is None:
-            row["cost"], row["priced"] = None, False
-        else:
-            row["cost"], row["priced"] = price.cost(*tokens), True
+            return None, False
+        return price.cost(*tokens), True

@@ -25,12 +25,15 @@ READ_BUFFER = 1 << 20
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One file or S3 object: its name for messages, what identifies its content, and how to
-    open it as a binary stream."""
+    """One file or S3 object: its name for messages, what identifies its content, how to
+    open it as a binary stream, its size in bytes (compressed or not) and whether it is a
+    local file (which a forked worker process may open by itself)."""
 
     uri: str
     fingerprint: str
     open: Callable[[], IO[bytes]]
+    size: int = 0
+    local: bool = False
 
 
 class TruncatedFile(Exception):
@@ -92,6 +95,8 @@ def _local_file(path: Path) -> SourceFile:
         uri=str(path),
         fingerprint=f"size={stat.st_size} mtime_ns={stat.st_mtime_ns}",
         open=lambda: path.open("rb", buffering=READ_BUFFER),
+        size=stat.st_size,
+        local=True,
     )
 
 
@@ -117,6 +122,7 @@ def _s3_files(location: str, settings: Settings) -> Iterator[SourceFile]:
                     uri=f"s3://{bucket}/{key}",
                     fingerprint=f"etag={item.get('ETag', '')} size={item.get('Size', 0)}",
                     open=opener(key),
+                    size=int(item.get("Size", 0)),
                 )
 
 
@@ -128,6 +134,12 @@ def _decompressed(stream: IO[bytes]) -> Any:
     return buffered
 
 
+def is_gzip(source_file: SourceFile) -> bool:
+    """Whether the file starts like a gzip stream."""
+    with source_file.open() as stream:
+        return stream.read(2) == GZIP_MAGIC
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for each non-blank line; a multi-line JSON document comes as one
     "line" numbered 1. Raises ``TruncatedFile`` if a gzip stream is cut short or corrupt."""
@@ -135,10 +147,9 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     try:
         with _decompressed(stream) as lines:
             for number, line in enumerate(lines, start=1):
-                stripped = line.strip()
-                if not stripped:
+                if line.isspace() or not line:  # (no copy of the line, unlike strip)
                     continue
-                if number == 1 and stripped in (b"{", b"["):
+                if number == 1 and line.strip() in (b"{", b"["):
                     yield 1, line + lines.read()
                     return
                 yield number, line

@@ -18,12 +18,12 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Dialect, Table, select
+from sqlalchemy import Dialect, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from models.usage import ROLLUP_KEY, TEAM_MODEL_KEY, UsageDaily, UsageDailyTeamModel, UsageEvent
+from services.gateway.binding import column_processor
 
 Row = dict[str, Any]
 COUNTERS = (
@@ -43,6 +43,8 @@ EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
 DAILY_COLUMNS = (*ROLLUP_KEY, *COUNTERS, "cost")
 TEAM_MODEL_COLUMNS = (*TEAM_MODEL_KEY, *COUNTERS, "cost")
 ROLLUP_KEYS = {DAILY.name: ROLLUP_KEY, TEAM_MODEL.name: TEAM_MODEL_KEY}
+LOOKUP_CHUNK = 10_000
+"""Request ids per ``IN (…)`` lookup: under SQLite's and PostgreSQL's bind parameter limits."""
 
 
 class ConcurrentIngest(Exception):
@@ -81,7 +83,8 @@ def _dialect_insert(dialect: Dialect) -> Callable[[Table], Any]:
     raise NotImplementedError(f"usage ingestion supports SQLite and PostgreSQL, not {dialect.name}")
 
 
-def _prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepared:
+def prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepared:
+    """``table``'s insert (or upsert) for ``dialect``, compiled once per process."""
     key = (dialect.name, table.name)
     if key not in _PREPARED:
         stmt = _dialect_insert(dialect)(table)
@@ -97,26 +100,16 @@ def _prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepa
         compiled = stmt.compile(dialect=positional, column_keys=list(columns))
         order = tuple(compiled.positiontup or ())
         assert sorted(order) == sorted(columns), order
-        processors = tuple(_processor(table.c[c], dialect) for c in order)
+        processors = tuple(column_processor(table, c, dialect) for c in order)
         _PREPARED[key] = _Prepared(str(compiled), order, processors)
     return _PREPARED[key]
-
-
-def _processor(column: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    if isinstance(column.type, JSON) and dialect.name == "sqlite":
-        return _json_text  # what SQLAlchemy stores, written by orjson (json.dumps is slower)
-    return column.type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _executemany(
     session: Session, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
 ) -> int:
     connection = session.connection()
-    prepared = _prepare(connection.dialect, table, columns)
+    prepared = prepare(connection.dialect, table, columns)
     result = connection.exec_driver_sql(prepared.sql, prepared.params(rows))
     return int(result.rowcount)
 
@@ -135,13 +128,14 @@ def insert_new_events(session: Session, rows: Sequence[Row]) -> list[Row]:
     if not rows:
         return []
     source = rows[0]["source"]
-    stored = set(
-        session.execute(
-            select(EVENTS.c.request_id).where(
-                EVENTS.c.source == source, EVENTS.c.request_id.in_([r["request_id"] for r in rows])
-            )
-        ).scalars()
-    )
+    ids = [r["request_id"] for r in rows]
+    stored: set[str] = set()
+    for start in range(0, len(ids), LOOKUP_CHUNK):  # under the bind parameter limits
+        chunk = ids[start : start + LOOKUP_CHUNK]
+        query = select(EVENTS.c.request_id).where(
+            EVENTS.c.source == source, EVENTS.c.request_id.in_(chunk)
+        )
+        stored.update(session.execute(query).scalars())
     new = [row for row in rows if row["request_id"] not in stored] if stored else list(rows)
     if new and _executemany(session, EVENTS, EVENT_COLUMNS, new) != len(new):
         raise ConcurrentIngest(f"{source} events of this batch were stored by another ingest")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
+from models.usage import UsageSource
+from services.db import Database
 from services.gateway.records import (
     RecordError,
     local_day,
@@ -133,3 +136,20 @@ def test_assumed_role_session_counts_as_its_role() -> None:
     assert (
         principal_of("arn:aws:iam::123456789012:user/dana") == "arn:aws:iam::123456789012:user/dana"
     )
+
+
+def test_nul_characters_from_callers_are_dropped_not_fatal(db: Database, tmp_path: Path) -> None:
+    """PostgreSQL cannot store NUL; request metadata and tags come from callers."""
+    from services.access import Actor
+    from services.config import get_settings
+    from services.gateway.ingest import ingest
+    from tests.unit.gateway.support import events, write_lines
+
+    record = litellm("nul-1", 1_795_608_208.0, user="ali\x00ce", request_tags=["app:\x00chat"])
+    result = ingest(
+        db, get_settings(), actor=Actor.command_line(), source=UsageSource.LITELLM,
+        location=str(write_lines(tmp_path / "nul.jsonl", [record])),
+    )  # fmt: skip
+    assert result.summary() == "ingested=1 duplicates=0 rejected=0"
+    stored = events(db)[0]
+    assert (stored.user, stored.tags) == ("alice", ["app:chat"])
