@@ -1,9 +1,9 @@
 """Usage reports at 100,000 and 10,000,000 gateway requests.
 
-Method: two throwaway SQLite portal databases are filled with synthetic usage events over
-90 days (200 users in 20 teams, 30 models, two keys per user, a few tag sets), stored with
-the ingest's own functions (events, both rollups, one transaction per batch) but without
-JSON parsing (``usage_ingest`` measures that). On each database, in the same run:
+Method: two throwaway SQLite portal databases are filled with synthetic LiteLLM records over
+90 days (200 users in 20 teams, 30 models, two keys per user, a few tag sets): written as JSON
+lines with only the fields the portal reads, then loaded by the real ``usage ingest`` path
+(events and both rollups). On each database, in the same run:
 
 - the report the Usage page and ``usage report --group-by team,model`` run for 90 days
   (``services.gateway.reports.grouped``, which reads the team-and-model rollup), median of 5;
@@ -26,18 +26,20 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
+import orjson
 from sqlalchemy import text
 
+from models.usage import UsageSource
 from services.access import Actor
+from services.config import get_settings
 from services.db import Database, upgrade_schema
-from services.gateway import reports, storage
+from services.gateway import reports
+from services.gateway.ingest import ingest
 from services.gateway.scope import UsageQuery
 
 DAYS = 90
 START = date(2026, 8, 1)
-BATCH = 50_000
 TEAMS = [f"team-{t:02d}" for t in range(20)]
 USERS = [(f"user-{u:03d}", TEAMS[u % 20]) for u in range(200)]
 MODELS = [(f"model-{m:02d}", ("openai", "bedrock", "anthropic")[m % 3]) for m in range(30)]
@@ -45,47 +47,50 @@ PRICES = {name: Decimal(m + 1) / Decimal(1_000_000) for m, (name, _) in enumerat
 TAG_SETS = [["app:chat"], ["app:search", "env:prod"], ["app:batch"], []]
 
 
-def rows(count: int, seed: int) -> Any:
-    """``count`` synthetic events as storage rows, in batches."""
+def write_records(path: Path, count: int, seed: int) -> None:
+    """``count`` synthetic LiteLLM records as JSON lines (only the fields the portal reads)."""
     rng = random.Random(seed)
-    batch: list[dict[str, Any]] = []
-    for i in range(count):
-        user, team = USERS[rng.randrange(200)]
-        # Each team leans on its own handful of models, as real teams do.
-        model, provider = MODELS[(TEAMS.index(team) * 3 + rng.randrange(8)) % 30]
-        day = START + timedelta(days=rng.randrange(DAYS))
-        occurred = datetime(day.year, day.month, day.day, rng.randrange(24), tzinfo=UTC)
-        prompt, completion = rng.randrange(100, 4_000), rng.randrange(10, 800)
-        batch.append(
-            {
-                "source": "litellm", "request_id": f"r{seed}-{i}", "occurred_at": occurred,
-                "day": day, "team": team, "user": user,
-                "api_key_alias": f"{user}-{rng.randrange(2)}", "api_key_hash": "",
-                "model": model, "provider": provider, "tags": TAG_SETS[rng.randrange(4)],
-                "status": "success", "error": None, "cache_hit": False,
-                "input_tokens": prompt, "output_tokens": completion,
-                "cache_read_tokens": 0, "cache_write_tokens": 0,
-                "cost": PRICES[model] * (prompt + 4 * completion), "priced": True,
-            }
-        )  # fmt: skip
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    start = datetime(START.year, START.month, START.day, tzinfo=UTC).timestamp()
+    with path.open("wb") as out:
+        lines = []
+        for i in range(count):
+            user, team = USERS[rng.randrange(200)]
+            # Each team leans on its own handful of models, as real teams do.
+            model, provider = MODELS[(TEAMS.index(team) * 3 + rng.randrange(8)) % 30]
+            prompt, completion = rng.randrange(100, 4_000), rng.randrange(10, 800)
+            record = {
+                "id": f"r{seed}-{i}", "status": "success",
+                "startTime": start + rng.randrange(DAYS * 86_400),
+                "model": model, "custom_llm_provider": provider,
+                "prompt_tokens": prompt, "completion_tokens": completion,
+                "response_cost": float(PRICES[model] * (prompt + 4 * completion)),
+                "cache_hit": False, "request_tags": TAG_SETS[rng.randrange(4)],
+                "metadata": {
+                    "user_api_key_alias": f"{user}-{rng.randrange(2)}",
+                    "user_api_key_user_id": user, "user_api_key_team_alias": team,
+                },
+            }  # fmt: skip
+            lines.append(orjson.dumps(record))
+            if len(lines) == 100_000:
+                out.write(b"\n".join(lines) + b"\n")
+                lines = []
+        if lines:
+            out.write(b"\n".join(lines) + b"\n")
 
 
-def fill(db: Database, count: int, seed: int) -> float:
+def fill(db: Database, folder: Path, count: int, seed: int) -> float:
+    path = folder / f"records-{count}.jsonl"
+    write_records(path, count, seed)
     started = time.perf_counter()
-    done = 0
-    for batch in rows(count, seed):
-        with db.transaction() as session:
-            new = storage.insert_new_events(session, batch)
-            storage.add_to_rollups(session, storage.aggregate(new))
-        done += len(batch)
-        if done % 1_000_000 == 0:
-            print(f"  … {done:,} events stored ({time.perf_counter() - started:.0f} s)")
-    return time.perf_counter() - started
+    result = ingest(
+        db, get_settings(), actor=Actor.command_line(), location=str(path),
+        source=UsageSource.LITELLM,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    assert result.summary() == f"ingested={count} duplicates=0 rejected=0", result.summary()
+    print(f"  {count:,} records ingested in {elapsed:.1f} s ({count / elapsed:,.0f}/s)")
+    return elapsed
 
 
 def median_of(fn: Callable[[], object], runs: int = 5) -> float:
@@ -101,7 +106,7 @@ def measure(folder: Path, count: int, seed: int) -> dict[str, float]:
     db = Database(f"sqlite:///{folder / f'usage-{count}.db'}")
     upgrade_schema(db)
     print(f"Filling {count:,} events …")
-    filled = fill(db, count, seed)
+    filled = fill(db, folder, count, seed)
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         coarse_rows = conn.execute(text("SELECT COUNT(*) FROM usage_daily_team_model")).scalar()
@@ -152,7 +157,7 @@ def main() -> None:
         ("report_s", "report team×model, 90 days (s)"),
         ("fine_report_s", "report by user, 90 days (s)"),
         ("raw_group_by_s", "plain GROUP BY on raw events (s)"),
-        ("fill_s", "storing the events (s)"),
+        ("fill_s", "ingesting the records (s)"),
     ]:
         a, b = small[key], large[key]
         print(f"{label:34}{a:>14,.3f}{b:>14,.3f}{b / a if a else 0:>8.2f}x")
