@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -160,6 +160,24 @@ def test_sync_success_and_rate_limit_failure(sdk: SDK, usage_logger: Any, portal
     assert daily.cost == ok.cost and daily.unpriced_requests == 0
 
 
+def run_in_fresh_loop(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright (sync API) keeps
+    an event loop marked running in the main thread for the rest of the session."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine())
+        except BaseException as exc:  # re-raised in the test's own thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    if failures:
+        raise failures[0]
+
+
 def test_async_success_and_failure(sdk: SDK, usage_logger: Any, portal_db: Database):
     async def requests() -> None:
         await sdk.litellm.acompletion(
@@ -172,7 +190,7 @@ def test_async_success_and_failure(sdk: SDK, usage_logger: Any, portal_db: Datab
         # LiteLLM runs async hooks on its own worker in this loop: wait without blocking it.
         await asyncio.to_thread(usage_logger.wait_for_calls, 2)
 
-    asyncio.run(requests())
+    run_in_fresh_loop(requests)
     usage_logger.flush()
 
     stored = {event.status: event for event in events(portal_db)}
