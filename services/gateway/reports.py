@@ -19,6 +19,7 @@ from models.usage import UsageDaily, UsageDailyTeamModel, UsageEvent
 from services.access import Actor
 from services.db import Database
 from services.gateway.scope import UsageQuery, visible_query
+from services.gateway.storage import COUNTERS
 from services.paging import Page, clamp_page
 
 FINE: Table = UsageDaily.__table__  # type: ignore[attr-defined]
@@ -27,16 +28,7 @@ EVENTS: Table = UsageEvent.__table__  # type: ignore[attr-defined]
 COARSE_DIMENSIONS = {"day", "team", "model", "provider"}
 COLUMN = {"day": "day", "team": "team", "user": "user", "key": "api_key_alias"}
 COLUMN |= {"model": "model", "provider": "provider", "tag": "tags"}
-MEASURES = (
-    "requests",
-    "errors",
-    "cache_hits",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "unpriced_requests",
-)
+MEASURES = COUNTERS
 CSV_MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests")
 
 

@@ -9,47 +9,27 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 from sqlmodel import select
 
 from models.promotion import PromotionSideEffect
 from models.registry import ModelAsset, ModelAssetCreate, ModelVersion, ModelVersionCreate
-from services import aws, promotions
+from services import promotions
 from services.access import Actor
 from services.config import Settings, get_settings
 from services.db import Database
 from services.promotions import RequestFilter
 from services.registry import assets
+from tests.integration.registry.conftest import REGION, aws_settings, offline_sdks
 from tests.promotion_support import Cast, cast
 
-REGION = "us-east-1"
+# The registry suite's fixtures: fake AWS credentials, no profile files, no MLflow
+# telemetry; settings whose every boto3 call moto answers.
+__all__ = ["REGION", "aws_settings", "offline_sdks"]
+
 WEBHOOK_SECRET = "s3cret-shared-with-the-deployment-pipeline-0123"
-
-
-@pytest.fixture(autouse=True)
-def offline_sdks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake AWS credentials, no AWS profile or config files; MLflow never phones home."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    aws._client.cache_clear()
-    yield
-    aws._client.cache_clear()
 
 
 @pytest.fixture
@@ -61,16 +41,6 @@ def people(db: Database, admin: Actor) -> Cast:
 def settings() -> Settings:
     """The portal's settings: MLflow at the session's sqlite store, no AWS, no webhook."""
     return get_settings()
-
-
-@pytest.fixture
-def aws_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Settings with AWS configured, every boto3 call answered by moto."""
-    monkeypatch.setenv("PORTAL_AWS_REGION", REGION)
-    get_settings.cache_clear()
-    with mock_aws():
-        yield get_settings()
-    aws._client.cache_clear()
 
 
 @pytest.fixture
