@@ -20,6 +20,7 @@ from services.gateway.pricing import PriceBook
 from services.gateway.records import RecordError, Values
 from services.gateway.rollups import fold, increments
 from services.gateway.sources import TruncatedFile
+from services.gateway.storage import tag_key
 
 
 @dataclass
@@ -150,7 +151,7 @@ def seal(
         tags = tuple(v[10])
         tag = tag_keys.get(tags)
         if tag is None:
-            tag = tag_keys[tags] = ",".join(sorted(set(tags)))[:500]
+            tag = tag_keys[tags] = tag_key(tags)
         key = (day(v[3]), team, user, alias, model, provider, tag)
         position = index.get(key)
         if position is None:

@@ -1,11 +1,12 @@
 """Storing a ``PreparedBatch`` in the caller's transaction: its new events, then the rollup
-increments of exactly those events, as ``storage`` does for rows given one by one.
+increments of exactly those events (the file ingest and the LiteLLM callback both store here).
 
 On SQLite the transaction holds the database's write lock, so the new events are told apart
 without asking first: they are inserted with ``ON CONFLICT DO NOTHING`` and, if some were
 already stored, they are the rows whose id is above the largest id before the insert (SQLite
 gives a new row the largest id plus one). On PostgreSQL the stored request ids are looked up
-first and a concurrent ingest is detected as in ``storage.insert_new_events``.
+first, and a batch that finds fewer rows inserted than it expected raises
+``ConcurrentIngest`` (another ingest stored some of them since: roll back and try again).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ ROLLUP_ORDER = (*COUNTERS[:7], "cost", COUNTERS[7])
 
 def store_batch(connection: Connection, batch: PreparedBatch, binder: Binder) -> int:
     """Store ``batch``'s events that are new and add their increments to both rollups;
-    return how many were new. Raises ``ConcurrentIngest`` as ``insert_new_events`` does."""
+    return how many were new. Raises ``ConcurrentIngest`` when another transaction stored some
+    of them in the meantime."""
     if not batch.events:
         return 0
     if connection.dialect.name == "sqlite":

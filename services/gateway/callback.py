@@ -44,9 +44,12 @@ from services.access import Actor, require
 from services.config import get_settings
 from services.db import Database
 from services.errors import DatabaseUnavailable
-from services.gateway import storage
+from services.gateway.batches import seal
+from services.gateway.bulk import store_batch
 from services.gateway.pricing import PriceBook
-from services.gateway.records import RecordError, Row, parse_litellm
+from services.gateway.records import FIELDS, RecordError, Row, parse_litellm
+from services.gateway.storage import ConcurrentIngest
+from services.gateway.writer import binder_for
 from services.permissions import Permission
 
 log = logging.getLogger(__name__)
@@ -56,17 +59,15 @@ PRICE_REFRESH_SECONDS = 60.0  # admins' price overrides are re-read at most this
 
 def store_rows(db: Database, rows: list[Row]) -> int:
     """Store priced LiteLLM usage rows whose request id is not stored yet, and add them to the
-    rollups, in one transaction; returns how many were new."""
-    unique: dict[str, Row] = {}
-    for row in rows:
-        unique.setdefault(row["request_id"], row)
+    rollups, in one transaction, through the same batch path as a file ingest (repeated
+    request ids count once); returns how many were new."""
+    binder = binder_for(db)
+    batch = seal([[row[name] for name in FIELDS] for row in rows], 0, [], binder)
     for attempt in range(1, 4):
         try:
             with db.transaction() as session:
-                new = storage.insert_new_events(session, list(unique.values()))
-                storage.add_to_rollups(session, storage.aggregate(new))
-            return len(new)
-        except storage.ConcurrentIngest:
+                return store_batch(session.connection(), batch, binder)
+        except ConcurrentIngest:
             if attempt == 3:
                 raise
             log.info("another ingest stored part of a batch at the same time; trying again")

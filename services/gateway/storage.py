@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Dialect, Table, select
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -121,61 +120,8 @@ def tag_key(tags: Sequence[str]) -> str:
     return ",".join(sorted(set(tags)))[:500]
 
 
-def insert_new_events(session: Session, rows: Sequence[Row]) -> list[Row]:
-    """Insert the rows whose (source, request id) is not stored yet and return them. ``rows``
-    are of one source and do not repeat a request id. Raises ``ConcurrentIngest`` when
-    another transaction stored some of them in the meantime (roll back and try again)."""
-    if not rows:
-        return []
-    source = rows[0]["source"]
-    ids = [r["request_id"] for r in rows]
-    stored: set[str] = set()
-    for start in range(0, len(ids), LOOKUP_CHUNK):  # under the bind parameter limits
-        chunk = ids[start : start + LOOKUP_CHUNK]
-        query = select(EVENTS.c.request_id).where(
-            EVENTS.c.source == source, EVENTS.c.request_id.in_(chunk)
-        )
-        stored.update(session.execute(query).scalars())
-    new = [row for row in rows if row["request_id"] not in stored] if stored else list(rows)
-    if new and _executemany(session, EVENTS, EVENT_COLUMNS, new) != len(new):
-        raise ConcurrentIngest(f"{source} events of this batch were stored by another ingest")
-    return new
-
-
-def aggregate(rows: Sequence[Row]) -> list[Row]:
-    """The rollup increments of ``rows``, one per day and dimension."""
-    totals: dict[tuple[Any, ...], list[Any]] = {}
-    for row in rows:
-        key = (
-            row["day"],
-            row["team"],
-            row["user"],
-            row["api_key_alias"],
-            row["model"],
-            row["provider"],
-            tag_key(row["tags"]),
-        )
-        counts = totals.get(key)
-        if counts is None:
-            counts = totals[key] = [0, 0, 0, 0, 0, 0, 0, 0, Decimal(0)]
-        counts[0] += 1
-        counts[1] += row["status"] == "failure"
-        counts[2] += row["cache_hit"]
-        counts[3] += row["input_tokens"]
-        counts[4] += row["output_tokens"]
-        counts[5] += row["cache_read_tokens"]
-        counts[6] += row["cache_write_tokens"]
-        if row["priced"]:
-            counts[8] += row["cost"]
-        else:
-            counts[7] += 1
-    return [
-        dict(zip(DAILY_COLUMNS, (*key, *counts), strict=True)) for key, counts in totals.items()
-    ]
-
-
 def add_to_rollups(session: Session, increments: Sequence[Row]) -> None:
-    """Add ``increments`` (from ``aggregate``) to the daily rollups, and their sums per day,
+    """Add ``increments`` (rows of ``DAILY_COLUMNS``) to the daily rollups, and their sums per day,
     team, model and provider to the coarser rollup, creating missing rows."""
     if increments:
         _executemany(session, DAILY, DAILY_COLUMNS, increments)
