@@ -44,15 +44,19 @@ def require_any(session: Session, actor: Actor, *permissions: Permission) -> Use
     another session loses their rights at once. Returns the acting user's row (None for
     the command line)."""
     if actor.user_id is None:
-        roles: frozenset[Role] = actor.roles
         user = None
     else:
         user = session.get(User, actor.user_id)
         if user is None or user.disabled:
             raise PermissionDenied("Your account is no longer active.")
-        roles = frozenset(Role(r) for r in user.roles)
-    if not set(permissions) & permissions_of(roles):
+    if not set(permissions) & permissions_of(roles_of(actor, user)):
         granting = {r: None for p in permissions for r in roles_granting(p)}
         needed = " or ".join(r.label.lower() for r in granting)
         raise PermissionDenied(f"You need the {needed} role to do this.")
     return user
+
+
+def roles_of(actor: Actor, user: User | None) -> frozenset[Role]:
+    """The actor's roles as the database knows them now (``user`` from ``require``; the
+    command line, with no row, keeps its own)."""
+    return actor.roles if user is None else frozenset(Role(r) for r in user.roles)

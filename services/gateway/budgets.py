@@ -16,10 +16,10 @@ from sqlmodel import Session, col, select
 
 from models.team import Team
 from models.usage import Budget, UsageDailyTeamModel
-from services.access import Actor, require_any
+from services.access import Actor
 from services.config import Settings
 from services.db import Database
-from services.permissions import Permission, permissions_of
+from services.gateway.scope import usage_viewer
 
 RUN_RATE_DAYS = 7
 """The forecast extrapolates the average daily spend of the last week (fewer days early in a
@@ -134,10 +134,9 @@ def burn_down(
 
 
 def _visible_teams(session: Session, actor: Actor) -> list[Team]:
-    user = require_any(session, actor, Permission.VIEW_ALL_USAGE, Permission.VIEW_OWN_USAGE)
-    roles = actor.roles if user is None else frozenset(user.roles)
+    user, sees_all = usage_viewer(session, actor)
     teams = list(session.exec(select(Team).order_by(col(Team.name))).all())
-    if Permission.VIEW_ALL_USAGE in permissions_of(roles):
+    if sees_all:
         return teams
     own = user.team_id if user is not None else None
     return [t for t in teams if t.id == own]

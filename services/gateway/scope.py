@@ -9,7 +9,8 @@ from datetime import date
 from sqlmodel import Session
 
 from models.team import Team
-from services.access import Actor, require_any
+from models.user import User
+from services.access import Actor, require_any, roles_of
 from services.errors import PermissionDenied, ValidationError
 from services.permissions import Permission, permissions_of
 
@@ -63,15 +64,21 @@ class UsageQuery:
         return {name for name, values in pairs.items() if values}
 
 
+def usage_viewer(session: Session, actor: Actor) -> tuple[User | None, bool]:
+    """Refuse those with no usage to see; otherwise the actor's row and whether they see
+    every team (managers, admins) or only their own usage and team."""
+    user = require_any(session, actor, Permission.VIEW_ALL_USAGE, Permission.VIEW_OWN_USAGE)
+    return user, Permission.VIEW_ALL_USAGE in permissions_of(roles_of(actor, user))
+
+
 def visible_query(
     session: Session, actor: Actor, query: UsageQuery, *, requests: bool = False
 ) -> UsageQuery:
     """``query`` narrowed to what ``actor`` may see; refused where narrowing cannot help.
     ``requests``: the caller lists single requests (who made each), not totals."""
     query.check()
-    user = require_any(session, actor, Permission.VIEW_ALL_USAGE, Permission.VIEW_OWN_USAGE)
-    roles = actor.roles if user is None else frozenset(user.roles)
-    if Permission.VIEW_ALL_USAGE in permissions_of(roles):
+    user, sees_all = usage_viewer(session, actor)
+    if sees_all:
         return query
     if not query.team_totals:
         return replace(query, users=(actor.username,))

@@ -21,7 +21,7 @@ from models.promotion import (
 from models.registry import ModelAsset, ModelVersion, Stage
 from models.user import Role
 from services import audit
-from services.access import Actor, require
+from services.access import Actor, require, roles_of
 from services.config import Settings
 from services.db import Database
 from services.errors import Conflict, PermissionDenied, ValidationError
@@ -77,8 +77,7 @@ def _decide(
             request = load_request(session, request_id, lock=True)
             policy = session.get(PromotionPolicy, request.policy_id)
             assert policy is not None
-            roles = actor.roles if user is None else frozenset(Role(r) for r in user.roles)
-            _check_may_decide(session, actor, roles, request, policy)
+            _check_may_decide(session, actor, roles_of(actor, user), request, policy)
             session.add(
                 ApprovalDecision(
                     request_id=request_id,

@@ -17,14 +17,14 @@ from models.promotion import (
     RequestStatus,
 )
 from models.registry import ModelAsset, ModelKind, ModelVersion
-from models.user import Role, User
-from services.access import Actor, require
+from models.user import Role
+from services.access import Actor, require, roles_of
 from services.db import Database
 from services.paging import Page, clamp_page
 from services.permissions import Permission
 from services.promotions.policies import describe
 from services.promotions.requests import expire_due, is_past_expiry, load_request
-from services.promotions.side_effects import sync_state
+from services.promotions.side_effects import effects_of, sync_state
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def approval_queue(db: Database, *, actor: Actor) -> list[RequestRow]:
     they did not file it, and they have not decided on it yet. Oldest first."""
     with db.read() as session:
         user = require(session, actor, Permission.VIEW_PROMOTIONS)
-        roles = _roles(actor, user)
+        roles = roles_of(actor, user)
         decided = select(ApprovalDecision.request_id).where(
             ApprovalDecision.decided_by == actor.username
         )
@@ -140,15 +140,9 @@ def request_detail(db: Database, *, actor: Actor, request_id: int) -> RequestDet
                 .order_by(col(ApprovalDecision.decided_at))
             ).all()
         )
-        effects = list(
-            session.exec(
-                select(PromotionSideEffect)
-                .where(PromotionSideEffect.request_id == request_id)
-                .order_by(col(PromotionSideEffect.id))
-            ).all()
-        )
+        effects = effects_of(session, request_id)
         row = _rows(session, [request])[0]
-        reason = _why_not_decide(actor, _roles(actor, user), request, policy, decisions)
+        reason = _why_not_decide(actor, roles_of(actor, user), request, policy, decisions)
         return RequestDetail(
             row=row,
             policy=policy,
@@ -197,10 +191,6 @@ def target_choices(current_stage: str) -> list[str]:
     return [s for s in TARGET_STAGES if s != current_stage]
 
 
-def _roles(actor: Actor, user: User | None) -> frozenset[Role]:
-    return actor.roles if user is None else frozenset(Role(r) for r in user.roles)
-
-
 def _why_not_decide(
     actor: Actor,
     roles: frozenset[Role],
@@ -223,18 +213,14 @@ def _rows(session: Session, requests: list[PromotionRequest]) -> list[RequestRow
     if not requests:
         return []
     ids = {r.model_version_id for r in requests}
-    names = dict(
-        session.exec(
-            select(ModelVersion.id, ModelAsset.name)
+    versions = {
+        version_id: (name, number)
+        for version_id, name, number in session.exec(
+            select(ModelVersion.id, ModelAsset.name, ModelVersion.number)
             .join(ModelAsset, col(ModelAsset.id) == ModelVersion.model_id)
             .where(col(ModelVersion.id).in_(ids))
         ).all()
-    )
-    numbers = dict(
-        session.exec(
-            select(ModelVersion.id, ModelVersion.number).where(col(ModelVersion.id).in_(ids))
-        ).all()
-    )
+    }
     policies = {
         p.id: p.required_approvals
         for p in session.exec(
@@ -253,8 +239,8 @@ def _rows(session: Session, requests: list[PromotionRequest]) -> list[RequestRow
     return [
         RequestRow(
             request=r,
-            model_name=names.get(r.model_version_id, "?"),
-            version_number=numbers.get(r.model_version_id, 0),
+            model_name=versions.get(r.model_version_id, ("?", 0))[0],
+            version_number=versions.get(r.model_version_id, ("?", 0))[1],
             required_approvals=policies.get(r.policy_id, 1),
             sync=sync_state(effects.get(r.id or 0, [])),
         )

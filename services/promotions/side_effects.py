@@ -83,13 +83,8 @@ def plan(
     return effects
 
 
-def effects_of(db: Database, *, actor: Actor, request_id: int) -> list[PromotionSideEffect]:
-    with db.read() as session:
-        require_any(session, actor, Permission.VIEW_PROMOTIONS)
-        return _effects(session, request_id)
-
-
-def _effects(session: Session, request_id: int) -> list[PromotionSideEffect]:
+def effects_of(session: Session, request_id: int) -> list[PromotionSideEffect]:
+    """A request's side effects, in the order they were planned."""
     return list(
         session.exec(
             select(PromotionSideEffect)
