@@ -4,6 +4,7 @@ audited; ingestion reads both as they are when it starts."""
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal
 
 from sqlmodel import Session, select
@@ -31,14 +32,27 @@ def set_price_override(
     note: str = "",
 ) -> PriceOverride:
     """Create or replace the price of ``model`` (dollars per ``unit`` of tokens)."""
-    model = model.strip()
-    prices = (input_price, output_price, cache_read_price, cache_write_price)
-    if not model or len(model) > 300:
+    model, note = model.strip(), note.strip()
+    ceiling = int(MAX_PRICE_PER_TOKEN * unit.tokens)
+    problems = {
+        name: f"must be from 0 to {ceiling:,}, with at most eight decimal places"
+        for name, price in {
+            "input_price": input_price,
+            "output_price": output_price,
+            "cache_read_price": cache_read_price,
+            "cache_write_price": cache_write_price,
+        }.items()
+        if price is not None and not _fits(price, ceiling)
+    }
+    if not model or len(model) > 300 or _has_control_characters(model):
+        problems["model"] = "required: at most 300 characters, no control characters"
+    if _has_control_characters(note.replace("\n", "").replace("\t", "")):
+        problems["note"] = "no control characters"
+    if problems:
+        summary = "; ".join(f"{name.replace('_', ' ')} {why}" for name, why in problems.items())
         raise ValidationError(
-            "Name the model (at most 300 characters).", fields={"model": "required"}
+            f"Price override: {summary} (dollars per {unit.tokens:,} tokens).", fields=problems
         )
-    if any(p is not None and (not p.is_finite() or p < 0) for p in prices):
-        raise ValidationError("Prices must be zero or more.", fields={"price": "must be ≥ 0"})
     with db.write() as session:
         user = require(session, actor, Permission.MANAGE_PRICES)
         row = session.exec(select(PriceOverride).where(PriceOverride.model == model)).one_or_none()
@@ -48,7 +62,7 @@ def set_price_override(
         )
         row.unit, row.input_price, row.output_price = unit.value, input_price, output_price
         row.cache_read_price, row.cache_write_price = cache_read_price, cache_write_price
-        row.note, row.updated_by, row.updated_at = note.strip(), actor.username, utcnow()
+        row.note, row.updated_by, row.updated_at = note, actor.username, utcnow()
         session.add(row)
         session.flush()
         audit.record(
@@ -56,13 +70,29 @@ def set_price_override(
             actor=user.username if user else actor.username,
             action="usage.price_override",
             entity_type="price_override",
-            entity_id=model,
+            entity_id=model[:200],  # the audit column holds 200; `after` has it all
             summary=f"Set the price of {model}: {input_price} in, {output_price} out "
             f"per {unit.value} tokens",
             before=before,
             after=row.model_dump(mode="json", exclude={"id"}),
         )
         return row
+
+
+MAX_PRICE_PER_TOKEN = Decimal("0.01")
+"""$10,000 per million tokens, 16 times the dearest model LiteLLM prices: a higher override is
+a typo, and it could cost one request more than a money column holds."""
+
+
+def _fits(price: Decimal, ceiling: int) -> bool:
+    """A price the ``PRICE`` column stores exactly (eight decimals) and no more than
+    ``ceiling``."""
+    return price.is_finite() and 0 <= price <= ceiling and price == round(price, 8)
+
+
+def _has_control_characters(text: str) -> bool:
+    """NUL (which PostgreSQL cannot store) and other control characters."""
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 def set_identity_mapping(
@@ -91,7 +121,7 @@ def set_identity_mapping(
             actor=acting.username if acting else actor.username,
             action="usage.identity_mapping",
             entity_type="identity_mapping",
-            entity_id=arn,
+            entity_id=arn[:200],
             summary=f"Mapped {arn} to team {team}" + (f", user {user}" if user else ""),
             before=before,
             after=row.model_dump(mode="json", exclude={"id"}),
@@ -141,7 +171,7 @@ def remove_price_override(db: Database, *, actor: Actor, model: str) -> None:
             actor=actor.username,
             action="usage.price_override_removed",
             entity_type="price_override",
-            entity_id=model,
+            entity_id=model[:200],  # the audit column holds 200; `after` has it all
             summary=f"Removed the price override of {model}",
         )
 
@@ -158,6 +188,6 @@ def remove_identity_mapping(db: Database, *, actor: Actor, arn: str) -> None:
             actor=actor.username,
             action="usage.identity_mapping_removed",
             entity_type="identity_mapping",
-            entity_id=arn,
+            entity_id=arn[:200],
             summary=f"Removed the team mapping of {arn}",
         )

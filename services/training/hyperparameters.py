@@ -36,10 +36,14 @@ class HyperparameterSpec:
             if text not in self.choices:
                 raise ValueError(f"must be {self.range_text}")
             return text
+        if isinstance(raw, bool):  # JSON true is not 1 epoch
+            raise ValueError("must be a number")
         try:
             number = float(str(raw).strip()) if not isinstance(raw, int | float) else float(raw)
         except ValueError:
             raise ValueError("must be a number") from None
+        except OverflowError:  # an integer beyond any float, so beyond every range
+            raise ValueError(f"must be from {self.range_text}") from None
         if not math.isfinite(number):
             raise ValueError("must be a finite number")
         if self.kind == "int" and number != int(number):
