@@ -1,6 +1,6 @@
-"""Simultaneous decisions on SQLite and PostgreSQL: twenty approvers at once, a double
-click, two tabs filing the same request, two final approvals for one stage. Each must have
-exactly one effect."""
+"""Simultaneous decisions on SQLite and PostgreSQL: a double click, two tabs filing the same
+request, two final approvals for one stage. Each must have exactly one effect. (Twenty
+approvers at once is an acceptance test: tests/acceptance/test_concurrency.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +11,11 @@ from collections.abc import Callable
 import pytest
 from sqlmodel import select
 
-from models.promotion import ApprovalDecision
 from models.registry import ModelVersion
-from models.user import Role
 from services import promotions
-from services.access import Actor
 from services.config import Settings
 from services.db import Database
 from services.errors import PortalError
-from tests.conftest import make_user
 from tests.promotion_support import Cast, file_request, model_with_versions
 
 
@@ -54,36 +50,6 @@ def production_versions(db: Database) -> list[int]:
             v.number
             for v in session.exec(select(ModelVersion).where(ModelVersion.stage == "production"))
         ]
-
-
-def test_twenty_approvers_at_once_count_exactly_the_approvals_needed(
-    db: Database, admin: Actor, settings: Settings
-) -> None:
-    people = Cast(
-        scientist=make_user(db, "dana", Role.DATA_SCIENTIST),
-        peer=make_user(db, "sam", Role.DATA_SCIENTIST),
-        approvers=[make_user(db, f"approver{i:02d}", Role.APPROVER) for i in range(20)],
-        manager=make_user(db, "mona", Role.MANAGER),
-        admin=admin,
-    )
-    _, (_, v2) = model_with_versions(db, people.scientist)
-    request_id = file_request(db, people.scientist, v2)
-    outcomes = at_once(
-        [
-            lambda a=a: promotions.approve(db, settings, actor=a, request_id=request_id)  # type: ignore[misc]
-            for a in people.approvers
-        ]
-    )
-    assert outcomes["ok"] == 2
-    assert (
-        outcomes[f"Conflict: Request #{request_id} is already approved; nothing was changed."] == 18
-    )
-    with db.read() as session:
-        decisions = session.exec(select(ApprovalDecision)).all()
-    assert len(decisions) == 2
-    assert production_versions(db) == [2]
-    detail = promotions.request_detail(db, actor=people.scientist, request_id=request_id)
-    assert detail.row.request.approvals == 2 and detail.row.request.status == "approved"
 
 
 def test_a_double_click_approves_once(db: Database, people: Cast, settings: Settings) -> None:

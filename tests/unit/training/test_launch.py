@@ -5,7 +5,6 @@ for bad input and for every role that may not act, nothing half-written."""
 from __future__ import annotations
 
 import io
-import threading
 from decimal import Decimal
 
 import pytest
@@ -64,31 +63,6 @@ def test_the_same_form_submitted_twice_is_one_job(
     again = launch_local(db, scientist, dataset, key=key)
     assert first.created and not again.created and again.job.id == first.job.id
     assert job_count(db) == 1
-
-
-def test_twenty_simultaneous_submissions_of_one_form_make_one_job(
-    db: Database, scientist: Actor, dataset: int
-) -> None:
-    key, outcomes, errors = new_key(), [], []
-    start = threading.Barrier(20)
-
-    def submit() -> None:
-        start.wait()
-        try:
-            outcomes.append(launch_local(db, scientist, dataset, key=key))
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert sum(o.created for o in outcomes) == 1
-    assert {o.job.id for o in outcomes} == {outcomes[0].job.id}
-    assert job_count(db) == 1
-    print(f"20 submissions -> {job_count(db)} job")
 
 
 def test_out_of_range_hyperparameters_are_all_named_and_nothing_is_written(
