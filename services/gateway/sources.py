@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+
 from services.aws import aws_errors, client
 from services.config import Settings
-from services.errors import ValidationError
+from services.errors import ExternalServiceError, ValidationError
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BUFFER = 1 << 20
@@ -45,16 +47,28 @@ class TruncatedFile(Exception):
 
 
 class _StreamingRaw(io.RawIOBase):
-    """A botocore ``StreamingBody`` as a raw stream, so it can be buffered and peeked."""
+    """A botocore ``StreamingBody`` as a raw stream, so it can be buffered and peeked. A
+    download that stops part-way (no more bytes within the read timeout, a dropped connection)
+    is an ``ExternalServiceError`` naming the object, like a failed request."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, uri: str) -> None:
         self._body = body
+        self._uri = uri
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
+        try:
+            data = self._body.read(len(buffer))
+        except (ReadTimeoutError, ResponseStreamingError, IncompleteReadError) as exc:
+            cause = "AWS stopped sending it" if isinstance(exc, ReadTimeoutError) else str(exc)
+            raise ExternalServiceError(
+                f"Could not read {self._uri}: the download stopped part-way ({cause}). "
+                "Run the ingest again: what was stored is kept and not counted twice.",
+                code="Interrupted",
+                detail=repr(exc),
+            ) from exc
         buffer[: len(data)] = data
         return len(data)
 
@@ -108,7 +122,7 @@ def _s3_files(location: str, settings: Settings) -> Iterator[SourceFile]:
         def open_object() -> IO[bytes]:
             with aws_errors(f"read s3://{bucket}/{key}"):
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-            return io.BufferedReader(_StreamingRaw(body), READ_BUFFER)
+            return io.BufferedReader(_StreamingRaw(body, f"s3://{bucket}/{key}"), READ_BUFFER)
 
         return open_object
 

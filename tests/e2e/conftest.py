@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,16 +189,20 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
-@pytest.fixture(scope="session")
-def portal(
-    browser: Browser, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def start_portal(
+    env_overrides: Mapping[str, str] | None = None,
+    *,
+    browser: Browser,
+    home: Path,
+    log: Path,
 ) -> Iterator[Portal]:
-    """``streamlit run app.py`` with a fresh PORTAL_HOME, warmed up by a first visit to "/"."""
-    home = tmp_path_factory.mktemp("e2e") / "portal-home"
+    """``streamlit run app.py`` on a free port with PORTAL_HOME ``home`` (the test process's
+    own ``PORTAL_*`` settings left out) plus ``env_overrides``, its output in ``log``, warmed
+    up by a first visit to "/"; stopped with its whole process group on leaving."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _portal_env(home)
-    log = artifacts / "streamlit-server.log"
+    env = {**_portal_env(home), **(env_overrides or {})}
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port),
@@ -235,6 +239,17 @@ def portal(
         _stop(process)
 
 
+@pytest.fixture(scope="session")
+def portal(
+    browser: Browser, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Portal]:
+    """``streamlit run app.py`` with a fresh PORTAL_HOME, warmed up by a first visit to "/"."""
+    home = tmp_path_factory.mktemp("e2e") / "portal-home"
+    log = artifacts / "streamlit-server.log"
+    with start_portal(browser=browser, home=home, log=log) as running:
+        yield running
+
+
 ADMIN = Account(ADMIN_USERNAME, "admin", ADMIN_PASSWORD, ADMIN_NAME)
 
 
@@ -257,7 +272,10 @@ def pytest_runtest_makereport(
 
 
 @contextlib.contextmanager
-def _browser_page(browser: Browser, request: pytest.FixtureRequest, name: str) -> Iterator[Page]:
+def browser_page(browser: Browser, request: pytest.FixtureRequest, name: str) -> Iterator[Page]:
+    """A page in a browser context of its own (no cookies shared). When the test fails, its last
+    state is saved as FAILED-<test>-<name>.png; errors thrown in the page go to
+    browser-errors.log."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
     context.add_init_script(COMPONENT_TRACKER)
@@ -283,12 +301,12 @@ def page(browser: Browser, portal: Portal, request: pytest.FixtureRequest) -> It
     """A page in a browser context of its own, so no login cookie leaks between tests. When
     the test fails, its last state is saved as FAILED-<test>-page.png."""
     portal.check_alive()
-    with _browser_page(browser, request, "page") as new_page:
+    with browser_page(browser, request, "page") as new_page:
         yield new_page
 
 
 @pytest.fixture
 def second_page(browser: Browser, portal: Portal, request: pytest.FixtureRequest) -> Iterator[Page]:
     """Another browser, for a second person (e.g. the admin) acting at the same time."""
-    with _browser_page(browser, request, "second_page") as new_page:
+    with browser_page(browser, request, "second_page") as new_page:
         yield new_page

@@ -203,10 +203,16 @@ class SageMakerBackend:
             with aws.aws_errors(f"start the SageMaker training job {spec.name}"):
                 created = sagemaker.create_training_job(**request)
         except ExternalServiceError as exc:
-            existing = _find_job(sagemaker, spec.name) if already_exists(exc) else None
+            refused = isinstance(exc.__cause__, ClientError)
+            # A create whose answer never came (a timeout) may have made the job all the same:
+            # look it up by name, as for a repeated submit, rather than leave it untracked.
+            unanswered = not refused and exc.code == "Unreachable"
+            existing = (
+                _find_job(sagemaker, spec.name) if already_exists(exc) or unanswered else None
+            )
             if existing is not None:
                 return _same_job(existing, output)
-            if isinstance(exc.__cause__, ClientError):  # refused: no job will read the source
+            if refused:  # no job will read the source
                 _discard(s3, bucket, source_key)
             raise
         return Submitted(str(created["TrainingJobArn"]), JobStatus.STARTING, output_uri=output)
