@@ -329,7 +329,9 @@ def job_state(job: dict[str, Any]) -> JobState:
     """A DescribeTrainingJob answer as the portal's :class:`JobState`."""
     phase = str(job.get("SecondaryStatus") or "")
     history = job.get("SecondaryStatusTransitions") or []
-    message = str(history[-1].get("StatusMessage") or "") if history else ""
+    # The last transition's message describes the current phase only if it is that phase's.
+    last = history[-1] if history else {}
+    message = str(last.get("StatusMessage") or "") if last.get("Status") == phase else ""
     status = _status(str(job["TrainingJobStatus"]), phase)
     failure = job.get("FailureReason")
     error_code = None

@@ -514,3 +514,13 @@ def test_splits_already_in_s3_are_read_where_they_are(
     }
     assert channels["train"] == "s3://datasets-team/care/train.jsonl"
     assert not any(key.endswith("/train.jsonl") for key in objects(settings))
+
+
+def test_detail_names_the_phase_without_a_message_from_an_earlier_one(
+    backend: SageMakerBackend, tmp_path: Path
+) -> None:
+    """moto completes a job at once and keeps only its "Starting" transition: the job is
+    "Completed", not "Completed: Preparing the instances for training"."""
+    arn = backend.submit(make_spec(tmp_path)).external_id
+    state = backend.describe(arn)
+    assert (state.status, state.detail) == (JobStatus.COMPLETED, "Completed")
