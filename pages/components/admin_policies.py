@@ -4,16 +4,11 @@ the revisions so far. Requests keep the revision they were judged under."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
 from models.promotion import (
     APPROVER_ROLES,
-    GATE_OPERATORS,
-    MetricGate,
     PolicyUpdate,
     PromotionPolicy,
 )
@@ -23,7 +18,7 @@ from pages.components.feedback import attempt, flash, show_error
 from pages.components.formatting import local_time, table_height
 from services import promotions
 from services.errors import ValidationError
-from services.promotions.policies import describe
+from services.promotions.policies import describe, parse_gates
 from services.validation import parse
 
 ROLE_NOTES = {
@@ -68,27 +63,13 @@ def _form(stage: str, policy: PromotionPolicy) -> None:
             format_func=ROLE_NOTES.__getitem__,
             key=f"policy-role-{key}",
         )
-        st.markdown("**Metric gates**")
-        st.caption(
-            "A version is put forward only when every gate passes; a missing metric fails. "
-            "Add a row per gate, e.g. eval_loss < 1.2."
-        )
-        edited = st.data_editor(
-            pd.DataFrame(
-                [g.model_dump() for g in policy.gates()],
-                columns=["metric", "op", "threshold"],
-            ).astype({"metric": "object", "op": "object", "threshold": "float64"}),
-            num_rows="dynamic",
-            hide_index=True,
-            width="stretch",
+        gates_text = st.text_area(
+            "Metric gates",
+            value="\n".join(g.describe() for g in policy.gates()),
+            placeholder="eval_loss < 1.2\naccuracy >= 0.8",
+            help="One gate per line: metric, operator (< <= > >=), threshold. A version is "
+            "put forward only when every gate passes; a missing metric fails.",
             key=f"policy-gates-{key}",
-            column_config={
-                "metric": st.column_config.TextColumn("Metric", required=True),
-                "op": st.column_config.SelectboxColumn(
-                    "Operator", options=list(GATE_OPERATORS), required=True
-                ),
-                "threshold": st.column_config.NumberColumn("Threshold", format="%g"),
-            },
         )
         left, right = st.columns(2)
         block_pii = left.checkbox(
@@ -112,7 +93,7 @@ def _form(stage: str, policy: PromotionPolicy) -> None:
                 {
                     "required_approvals": int(approvals),
                     "approver_role": str(role),
-                    "metric_gates": _gates(edited),
+                    "metric_gates": parse_gates(gates_text),
                     "block_pii": block_pii,
                     "expiry_days": int(expiry) or None,
                 },
@@ -128,30 +109,6 @@ def _form(stage: str, policy: PromotionPolicy) -> None:
     if saved is not None:
         flash(f"Saved {stage} policy revision {saved.revision}: {describe(saved)}.")
         st.rerun()
-
-
-def _gates(frame: pd.DataFrame) -> list[MetricGate]:
-    """The edited rows as gates, or a ValidationError naming each bad row."""
-    gates, problems = [], []
-    rows: list[dict[Any, Any]] = frame.to_dict("records")
-    for number, row in enumerate(rows, start=1):
-        metric = str(row.get("metric") or "").strip()
-        threshold = row.get("threshold")
-        missing = threshold is None or (isinstance(threshold, float) and math.isnan(threshold))
-        if not metric and missing and not row.get("op"):
-            continue  # an empty row the editor added
-        name = f"Gate {number} ({metric or 'no metric'})"
-        if missing:
-            problems.append(f"{name}: enter a threshold")
-            continue
-        try:
-            values = {"metric": metric, "op": row.get("op") or "", "threshold": threshold}
-            gates.append(parse(MetricGate, values))
-        except ValidationError as error:
-            problems.append(f"{name}: {str(error).rstrip('.')}")
-    if problems:
-        raise ValidationError("; ".join(problems) + ". Nothing was saved.")
-    return gates
 
 
 def _history(stage: str) -> None:

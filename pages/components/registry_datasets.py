@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from models.dataset import DatasetCreate, DatasetVersion, PiiStatus
-from pages.components.context import current_actor, database, settings
+from pages.components.context import current_actor, current_user, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form, show_error
 from pages.components.formatting import local_time, table_height
 from pages.components.registry_models import int_param
@@ -259,7 +259,13 @@ def _register_form(dataset_id: int | None) -> None:
             name = left.text_input("Dataset name", placeholder="e.g. support-conversations")
             team_list = teams.list_teams(database())
             names: dict[int | None, str] = {None: "— none —"} | {t.id: t.name for t in team_list}
-            team = right.selectbox("Owner team", list(names), format_func=names.__getitem__)
+            mine = current_user().team_id
+            team = right.selectbox(
+                "Owner team",
+                list(names),
+                index=list(names).index(mine) if mine in names else 0,
+                format_func=names.__getitem__,
+            )
             description = st.text_input("Description")
         fmt = st.selectbox(
             "Format",

@@ -3,14 +3,51 @@ request keeps the revision it was judged under, so a later edit never changes an
 
 from __future__ import annotations
 
+import re
+
 from sqlmodel import Session, col, select
 
-from models.promotion import TARGET_STAGES, PolicyUpdate, PromotionPolicy
+from models.promotion import TARGET_STAGES, MetricGate, PolicyUpdate, PromotionPolicy
 from services import audit
 from services.access import Actor, require, require_any
 from services.db import Database
 from services.errors import NotFound, ValidationError
 from services.permissions import Permission
+from services.validation import parse
+
+GATE_LINE = re.compile(r"^\s*(?P<metric>[^<>=\s]+)\s*(?P<op><=|>=|<|>)\s*(?P<threshold>\S+)\s*$")
+
+
+def parse_gates(text: str) -> list[MetricGate]:
+    """Metric gates written one per line as ``metric operator threshold`` (``eval_loss < 1.2``,
+    as the portal shows them); blank lines are skipped. A ValidationError names every bad line."""
+    gates, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        shown = line.strip()[:60]
+        match = GATE_LINE.match(line)
+        if match is None:
+            problems.append(
+                f"Line {number} ({shown}): write metric, operator (< <= > >=) and threshold, "
+                "e.g. eval_loss < 1.2"
+            )
+            continue
+        try:
+            threshold = float(match["threshold"])
+        except ValueError:
+            problems.append(f"Line {number} ({shown}): the threshold must be a number")
+            continue
+        try:
+            gates.append(parse(MetricGate, {**match.groupdict(), "threshold": threshold}))
+        except ValidationError as error:
+            problems.append(f"Line {number} ({shown}): {str(error).rstrip('.')}")
+    if problems:
+        raise ValidationError(
+            "Metric gates: " + "; ".join(problems) + ". Nothing was saved.",
+            fields={"metric_gates": "; ".join(problems)},
+        )
+    return gates
 
 
 def current_policy(session: Session, target_stage: str) -> PromotionPolicy:

@@ -216,11 +216,7 @@ def test_admin_saves_a_policy_revision_with_a_gate(app_db: Database, people: Cas
     assert not at.exception
     assert "Policies" in [t.label for t in at.tabs]
     assert "1 approval by approvers" in texts(at)  # staging, seeded
-    at.session_state["policy-gates-staging-1"] = {
-        "edited_rows": {},
-        "added_rows": [{"metric": "eval_loss", "op": "<", "threshold": 1.2}],
-        "deleted_rows": [],
-    }
+    widget(at.text_area, "Metric gates").set_value("eval_loss < 1.2\n\n")
     widget(at.number_input, "Days until a pending request expires (0 = never)").set_value(14)
     widget(at.button, "Save staging policy").click().run()
     assert not at.exception
@@ -232,14 +228,15 @@ def test_admin_saves_a_policy_revision_with_a_gate(app_db: Database, people: Cas
 
 def test_a_bad_gate_is_explained_and_nothing_is_saved(app_db: Database, people: Cast) -> None:
     at = admin_policies()
-    at.session_state["policy-gates-staging-1"] = {
-        "edited_rows": {},
-        "added_rows": [{"metric": "eval_loss", "op": "<", "threshold": None}],
-        "deleted_rows": [],
-    }
+    widget(at.text_area, "Metric gates").set_value("eval_loss < 1.2\neval_loss <\nacc >= high")
     widget(at.button, "Save staging policy").click().run()
     assert not at.exception
-    assert "Gate 1 (eval_loss): enter a threshold. Nothing was saved." in texts(at)
+    assert (
+        "Metric gates: Line 2 (eval_loss <): write metric, operator (< <= > >=) and threshold, "
+        "e.g. eval_loss < 1.2; Line 3 (acc >= high): the threshold must be a number. "
+        "Nothing was saved."
+    ) in texts(at)
+    assert widget(at.text_area, "Metric gates").value.startswith("eval_loss < 1.2")  # kept
     admin: Actor = people.admin
     assert promotions.current_policies(app_db, actor=admin)["staging"].revision == 1
 
