@@ -9,7 +9,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from models.training import Backend, JobStatus
+from models.training import Backend, FineTuneJob, JobStatus
+from models.types import utcnow
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash
 from pages.components.formatting import local_time, money
@@ -30,6 +31,7 @@ BADGE_COLOURS = {
     "queued": "violet",
     "submitting": "violet",
 }
+AUTOMATIC_REGISTRATION_WAIT = timedelta(minutes=1)
 CURVE_LABELS = {"train_loss": "Training loss", "eval_loss": "Validation loss"}
 
 
@@ -45,7 +47,7 @@ def render(job_id: int) -> None:
     first = attempt(lambda: jobs.job_detail(database(), actor=actor, job_id=job_id))
     if first is None:
         return
-    running = not JobStatus(first.job.status).finished
+    running = _changing(first.job)
 
     @st.fragment(run_every=timedelta(seconds=2) if running else None)
     def live() -> None:
@@ -53,13 +55,28 @@ def render(job_id: int) -> None:
         if detail is None:
             return
         _summary(detail)
-        if running and JobStatus(detail.job.status).finished:
+        if running and not _changing(detail.job):
             cached_jobs.clear()
             st.rerun(scope="app")  # stop refreshing; show the finished job's actions
         _tabs(detail)
 
     live()
     _actions(first)
+
+
+def _changing(job: FineTuneJob) -> bool:
+    """Whether the page must keep refreshing: the job runs, or it has just completed and the
+    worker is registering it as a model version, as asked at launch (a moment later; one that
+    has not happened after a minute failed and is left to the owner's Register form)."""
+    if not JobStatus(job.status).finished:
+        return True
+    return (
+        job.status == JobStatus.COMPLETED.value
+        and job.register_on_success
+        and job.model_version_id is None
+        and job.finished_at is not None
+        and utcnow() - job.finished_at < AUTOMATIC_REGISTRATION_WAIT
+    )
 
 
 def _summary(detail: JobDetail) -> None:
@@ -229,7 +246,9 @@ def _actions(detail: JobDetail) -> None:
                     cached_jobs.clear()
                     flash(f"Asked {job.name} to stop.")
                     st.rerun()
-    if detail.can_register:
+    if detail.can_register and _changing(job):
+        st.info("Registering the result as a model version…", icon=":material/hourglass_top:")
+    elif detail.can_register:
         _register_form(detail)
 
 
