@@ -43,6 +43,19 @@ def internal_link(url: str, label: str, icon: str | None = None) -> None:
     st.page_link(spec.file, label=label, icon=icon, query_params=params)
 
 
+def portal_job(job_ref: object) -> bool:
+    """Whether a model version's job reference is one of the portal's fine-tuning jobs (its
+    id), which has a page of its own, rather than an external job's name or ARN."""
+    return isinstance(job_ref, str) and job_ref.isdigit()
+
+
+def job_link(job_ref: str) -> None:
+    """A link to the portal's fine-tuning job ``job_ref`` (see :func:`portal_job`)."""
+    internal_link(
+        f"/fine-tuning?job={job_ref}", f"Fine-tuning job #{job_ref}", ":material/model_training:"
+    )
+
+
 def page_footer(total: int, noun: str, page: int, pages: int) -> None:
     """ "1,234 models · page 2 of 50" and, when there is more than one page, a page picker that
     moves the ``page`` URL parameter (so a copied link reopens the same page)."""

@@ -14,7 +14,7 @@ from pages.components import promotions_actions
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt
 from pages.components.formatting import local_time
-from pages.components.layout import internal_link
+from pages.components.layout import internal_link, job_link, portal_job
 from pages.components.promotions_table import approvals_text, status_badge
 from services import promotions
 from services.promotions import RequestDetail
@@ -175,9 +175,14 @@ def _lineage(ev: dict[str, Any], model_id: int) -> None:
         "artifact_uri": "Artifact",
         "sagemaker_package_arn": "SageMaker package",
     }
+    job = lineage.get("job_ref")
+    if portal_job(job):
+        labels.pop("job_ref")  # linked below instead
     facts = [f"- Trained by: **{ev.get('trained_by', '—')}**"]
     facts += [f"- {label}: `{lineage[key]}`" for key, label in labels.items() if lineage.get(key)]
     st.markdown("\n".join(facts))
+    if portal_job(job):
+        job_link(str(job))
     internal_link(
         f"/registry?model={model_id}&version={ev.get('version')}",
         "Open the model card",

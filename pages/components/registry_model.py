@@ -11,7 +11,7 @@ from pages.components import promotions_version, registry_usage
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form
 from pages.components.formatting import local_time, parse_pairs, table_height
-from pages.components.layout import internal_link
+from pages.components.layout import internal_link, job_link, portal_job
 from pages.components.registry_models import forget_cached_catalog, int_param
 from services.registry import assets, cards, dataset_catalog, lineage
 from services.registry.cards import ModelDetail, VersionCard
@@ -223,12 +223,14 @@ def _card_body(card: VersionCard, can_edit: bool) -> None:
             "SageMaker package": version.sagemaker_package_arn,
             "SageMaker approval": version.sagemaker_approval_status,
             "Bedrock custom model": version.bedrock_custom_model_arn,
-            "Job": version.job_ref,
+            "Job": None if portal_job(version.job_ref) else version.job_ref,
         }
         shown = {k: v for k, v in refs.items() if v}
         if shown:
             st.markdown("**References**")
             st.markdown("\n".join(f"- {k}: `{v}`" for k, v in shown.items()))
+        if portal_job(version.job_ref):
+            job_link(str(version.job_ref))
         if version.params:
             with st.expander(f"Parameters ({len(version.params)})"):
                 st.dataframe(
@@ -238,10 +240,6 @@ def _card_body(card: VersionCard, can_edit: bool) -> None:
                     hide_index=True,
                     width="stretch",
                 )
-        st.caption(
-            "Gateway usage and cost of this version appear here once usage tracking "
-            "(#7) is available."
-        )
 
 
 def _card_form(card: VersionCard) -> None:
