@@ -12,17 +12,20 @@ changed and names what it creates uniquely.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import itertools
 import math
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, Phase, event, example, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, assume, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
@@ -42,11 +45,14 @@ from models.usage import (
 from models.user import USERNAME_PATTERN, Role, UserCreate
 from services.access import Actor
 from services.auth import active_user
-from services.config import get_settings
-from services.db import Database
+from services.config import Settings, get_settings
+from services.db import Database, upgrade_schema
 from services.errors import ValidationError
+from services.experiments import runs
 from services.gateway import admin
-from services.gateway.ingest import ingest
+from services.gateway.ingest import IngestResult, ingest
+from services.gateway.pricing import PriceBook
+from services.gateway.records import RecordError, bedrock_values, litellm_values
 from services.gateway.reprice import reprice_unpriced
 from services.registry.dataset_files import DatasetSource, datasets_root
 from services.registry.datasets import DatasetRejected, register_version
@@ -55,7 +61,7 @@ from services.training.hyperparameters import LOCAL_RECIPE_SPECS, Hyperparameter
 from services.validation import parse
 from tests.conftest import make_user
 from tests.training_support import launch_local, register_chat_dataset
-from tests.unit.gateway.support import litellm, write_lines
+from tests.unit.gateway.support import SAMPLES, litellm, write_lines
 
 CLI = Actor.command_line()
 ON_ANY_DB = settings(
@@ -96,7 +102,7 @@ ANY_VALUE = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     username=ANY_VALUE, display_name=ANY_VALUE, email=ANY_VALUE, password=ANY_VALUE, roles=ANY_VALUE
 )
@@ -124,7 +130,7 @@ def test_user_form_input_is_accepted_clean_or_refused_by_field(
     assert user.roles and len(set(user.roles)) == len(user.roles)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     name=ANY_VALUE,
     cost_center=ANY_VALUE,
@@ -237,10 +243,10 @@ def _check_hyperparameters(
         if spec.kind == "int":
             assert type(value) is int and spec.minimum <= value <= spec.maximum  # type: ignore[operator]
         elif spec.kind == "float":
-            assert math.isfinite(value) and spec.minimum <= value <= spec.maximum  # type: ignore[operator,arg-type]
+            assert math.isfinite(value) and spec.minimum <= value <= spec.maximum
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(hyperparameter_forms())
 @example(({"epochs": 10**400}, {"epochs": None}))  # was an OverflowError, not a refusal
 @example(({"epochs": True}, {"epochs": None}))  # was taken as 1 epoch
@@ -291,7 +297,11 @@ WORDS = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, ma
     lambda t: not t.isspace()
 )
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | WORDS,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | WORDS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(WORDS, inner, max_size=3),
     max_leaves=6,
 )
@@ -396,8 +406,8 @@ def test_a_dataset_file_is_registered_whole_or_refused_naming_its_bad_lines(
     assert version.sha256 == hashlib.sha256(data).hexdigest()
     assert version.record_count == registered.report.valid_record_count == len(lines)
     assert Path(version.storage_uri).read_bytes() == data
-    after = rows(db, Dataset), rows(db, DatasetVersion), rows(db, AuditEvent)
-    assert after == (before[0] + 1, before[1] + 1, before[2] + 1)
+    counts = rows(db, Dataset), rows(db, DatasetVersion), rows(db, AuditEvent)
+    assert counts == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 # --- Price overrides and repricing -------------------------------------------------------------
@@ -579,9 +589,10 @@ def test_repricing_costs_every_unpriced_request_and_the_rollups_agree(
     read_price = price_in if read_price is None else read_price
     write_price = price_in if write_price is None else write_price
     expected = sum(
-        (price_in * p + price_out * o + read_price * r + write_price * w) / per
-        for p, o, r, w in tokens
-    )
+        ((price_in * p + price_out * o + read_price * r + write_price * w) / per
+         for p, o, r, w in tokens),
+        Decimal(0),
+    )  # fmt: skip
     events = totals(db, UsageEvent, model=model)
     for table in (UsageDaily, UsageDailyTeamModel):
         rollup = totals(db, table, model=model)
@@ -592,3 +603,299 @@ def test_repricing_costs_every_unpriced_request_and_the_rollups_agree(
             assert rollup[name] == events[name]
     assert events["cache_read_tokens"] == sum(t[2] for t in tokens)
     assert reprice_unpriced(db, actor=CLI, model=model) == 0
+
+
+# --- Gateway log ingestion ---------------------------------------------------------------------
+
+SAMPLE_RECORDS = {
+    source: [orjson.loads(line) for line in (SAMPLES / name).read_bytes().splitlines() if line]
+    for source, name in (
+        (UsageSource.LITELLM, "litellm_standard_logging_payload.jsonl"),
+        (UsageSource.BEDROCK, "bedrock_invocation_log.jsonl"),
+    )
+}
+FIELDS_READ = {
+    UsageSource.LITELLM: [
+        "id", "startTime", "prompt_tokens", "completion_tokens", "response_cost", "model",
+        "metadata", "request_tags", "status", "cache_hit", "custom_llm_provider",
+    ],
+    UsageSource.BEDROCK: [
+        "requestId", "timestamp", "modelId", "input", "output", "identity", "requestMetadata",
+        "errorCode",
+    ],
+}  # fmt: skip
+ID_FIELD = {UsageSource.LITELLM: "id", UsageSource.BEDROCK: "requestId"}
+FIELD_VALUES = st.one_of(
+    JSON_VALUES,
+    st.integers(-5, 20_000_000),
+    st.floats(1.4e9, 4.2e9),  # epoch seconds, some beyond 2100
+    st.sampled_from(["2026-11-02T09:15:27Z", "2026-11-02T09:15:27", "yesterday", "", None]),
+    st.dictionaries(st.sampled_from(["inputTokenCount", "outputTokenCount"]), JSON_VALUES),
+)
+
+
+@st.composite
+def log_lines(draw: st.DrawFn, source: UsageSource) -> bytes:
+    """One line: a sample record of either format with a fresh (or an earlier) request id and
+    maybe some fields changed or dropped, random JSON, random bytes, or a gzip fragment."""
+    kind = draw(st.sampled_from(["record", "record", "record", "json", "bytes", "gzip"]))
+    if kind == "json":
+        value = draw(JSON_VALUES)
+        assume(value != [])  # see test_an_empty_json_array_line_is_not_silently_dropped
+        return orjson.dumps(value)
+    if kind == "bytes":
+        return draw(RANDOM_BYTES)
+    if kind == "gzip":
+        fragment = gzip.compress(draw(st.binary(max_size=30)), mtime=0)[: draw(st.integers(2, 40))]
+        return fragment.replace(b"\n", b" ")  # one line
+    own = draw(st.booleans()) or draw(st.integers(0, 9)) == 0
+    record_source = source if own else next(s for s in UsageSource if s is not source)
+    record = dict(draw(st.sampled_from(SAMPLE_RECORDS[record_source])))
+    record[ID_FIELD[record_source]] = f"id-{draw(st.integers(0, 30))}"
+    for name in draw(st.lists(st.sampled_from(FIELDS_READ[record_source]), max_size=2)):
+        if draw(st.booleans()):
+            record.pop(name, None)
+        else:
+            record[name] = draw(FIELD_VALUES)
+    return orjson.dumps(record)
+
+
+def _expected(source: UsageSource, lines: list[bytes], prefix: str) -> tuple[list[int], list[Any]]:
+    """The lines a correct ingest rejects, and the rows it accepts (repeats included), worked
+    out record by record with the format's parser."""
+    zone = get_settings().zone
+    book = PriceBook()
+    rejected: list[int] = []
+    accepted: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        if not line or line.isspace():
+            continue
+        try:
+            document = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            rejected.append(number)
+            continue
+        for record in document if isinstance(document, list) else [document]:
+            try:
+                if source is UsageSource.LITELLM:
+                    values = litellm_values(record, zone)
+                else:
+                    values = bedrock_values(record, zone, lambda arn, model: ("", ""))
+            except RecordError:
+                rejected.append(number)
+                continue
+            book.price_values(values)
+            accepted.append(values)
+    return rejected, accepted
+
+
+def _prefixed(line: bytes, source: UsageSource, prefix: str) -> bytes:
+    """Request ids unique to this example (examples share the database)."""
+    return line.replace(b'"id-', f'"{prefix}-'.encode())
+
+
+def usage_totals(db: Database) -> list[dict[str, Any]]:
+    return [totals(db, UsageEvent), totals(db, UsageDaily), totals(db, UsageDailyTeamModel)]
+
+
+@settings(ON_ANY_DB, max_examples=20)
+@given(data=st.data(), source=st.sampled_from(UsageSource), compress=st.booleans())
+def test_any_log_lines_are_ingested_counted_or_rejected_by_line_and_the_totals_add_up(
+    db: Database, data: st.DataObject, source: UsageSource, compress: bool
+) -> None:
+    prefix = unique("p")
+    lines = [
+        _prefixed(line, source, prefix)
+        for line in data.draw(st.lists(log_lines(source), min_size=1, max_size=12))
+    ]
+    first = lines[0].strip()
+    assume(first not in (b"{", b"[") and not first.startswith(b"\x1f\x8b"))  # other file types
+    rejected_lines, accepted = _expected(source, lines, prefix)
+    with db.read() as session:  # ids an earlier example stored (random ids can repeat)
+        seen = set(
+            session.exec(select(UsageEvent.request_id).where(UsageEvent.source == source.value))
+        )
+    new = []
+    for values in accepted:  # the first record with an id wins
+        if values[1] not in seen:
+            seen.add(values[1])
+            new.append(values)
+    assume(all(v[18] is None or v[18] < 1_000_000 for v in new))  # see the overflow test below
+    content = [n for n, line in enumerate(lines, 1) if line and not line.isspace()]
+    body = b"\n".join(lines) + b"\n"
+    folder = get_settings().home_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}.jsonl{'.gz' if compress else ''}"
+    path.write_bytes(gzip.compress(body) if compress else body)
+    before = usage_totals(db)
+
+    result = ingest(db, get_settings(), actor=CLI, location=str(path), source=source)
+
+    assert result.ingested == len(new) and result.rejected == len(rejected_lines)
+    assert result.ingested + result.duplicates + result.rejected == len(accepted) + len(
+        rejected_lines
+    )
+    if not any(line.lstrip().startswith(b"[") for line in lines):
+        assert result.ingested + result.duplicates + result.rejected == len(content)
+    assert sorted(r.line for r in result.rejections) == rejected_lines
+    for rejection in result.rejections:
+        assert rejection.uri == str(path) and rejection.reason
+        assert rejection.describe().startswith(f"{path}:{rejection.line}: ")
+    after = usage_totals(db)
+    priced = [v for v in new if v[19]]
+    added = {
+        "input_tokens": sum(v[14] for v in new),
+        "output_tokens": sum(v[15] for v in new),
+        "cache_read_tokens": sum(v[16] for v in new),
+        "cache_write_tokens": sum(v[17] for v in new),
+        "requests": len(new),
+        "errors": sum(v[11] == "failure" for v in new),
+        "unpriced_requests": len(new) - len(priced),
+    }
+    cost = sum((Decimal(v[18]) for v in priced), Decimal(0))
+    for was, now in zip(before, after, strict=True):
+        for name, amount in added.items():
+            if name in now:
+                assert now[name] - was[name] == amount, name
+        assert close(now["cost"] - was["cost"], cost, len(new) + 1)
+
+    again = ingest(db, get_settings(), actor=CLI, location=str(path), source=source)
+    assert (again.ingested, again.rejected) == (0, result.rejected)
+    assert again.duplicates == result.ingested + result.duplicates
+    assert usage_totals(db) == after
+
+
+# --- The run search's filter box ---------------------------------------------------------------
+
+FILTER_TOKENS = st.sampled_from(
+    [
+        "metrics.eval_loss", "params.lr", "tags.team", "attributes.status", "attribute.run_name",
+        "run_name", "metrics.`eval loss`", "tags.\"mlflow.runName\"", "datasets.name", "params.",
+        "metric.", "foo.bar", "<", ">", "=", "!=", "<=", ">=", "==", "LIKE", "ILIKE", "IN",
+        "NOT IN", "and", "AND", "or", "OR", "(", ")", "'1e-4'", '"x"', "1.2", "-3", "1e400",
+        "NaN", "'", "%", ",", "`", "'%a_'", "('a', 'b')", "\\", ";", "--", "DROP TABLE runs",
+        "\x00", "é", "'2024-01-01'", "is", "null", "*",
+    ]
+)  # fmt: skip
+FILTERS = st.one_of(
+    st.text(max_size=40),
+    st.lists(FILTER_TOKENS, min_size=1, max_size=7).map(" ".join),
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(shared_tracking_uri: str) -> dict[str, Any]:
+    """Two experiments of eight runs with an eval_loss and a learning rate each, once."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(shared_tracking_uri)
+    experiments = [client.create_experiment(unique("props-sweep")) for _ in range(2)]
+    losses: dict[str, tuple[float, str]] = {}
+    for i in range(8):
+        run = client.create_run(experiments[i % 2], run_name=f"r{i}")
+        loss, lr = round(0.5 + i * 0.125, 3), ("1e-4", "3e-4")[i % 2]
+        client.log_batch(
+            run.info.run_id, metrics=[Metric("eval_loss", loss, 0, 0)], params=[Param("lr", lr)]
+        )
+        client.set_terminated(run.info.run_id)
+        losses[run.info.run_id] = (loss, lr)
+    return {"experiments": experiments, "runs": losses}
+
+
+@pytest.fixture
+def portal() -> Iterator[tuple[Database, Settings, Actor]]:
+    settings_ = get_settings()
+    database = Database(settings_.resolved_database_url)
+    upgrade_schema(database)
+    yield database, settings_, scientist(database)
+    database.dispose()
+
+
+@settings(ON_ANY_DB, max_examples=80)
+@given(text=FILTERS)
+@example(text="metrics.eval_loss <")
+@example(text="params.lr = 1e-4")
+def test_any_filter_either_searches_or_is_explained_in_plain_words(
+    portal: tuple[Database, Settings, Actor], sweep: dict[str, Any], text: str
+) -> None:
+    database, settings_, dana = portal
+    try:
+        found = runs.search_runs(
+            database, settings_, actor=dana, experiment_ids=sweep["experiments"],
+            filter_string=text,
+        )  # fmt: skip
+    except ValidationError as refused:
+        event("refused")
+        message = str(refused)
+        assert message.startswith("Filter: ") and runs.FILTER_EXAMPLE in message
+        assert set(refused.fields) == {"filter"} and refused.fields["filter"].strip()
+        assert "Traceback" not in message
+        return
+    event("searched")
+    ids = [r.run_id for r in found.runs]
+    assert len(ids) == len(set(ids)) and set(ids) <= set(sweep["runs"])
+
+
+@settings(ON_ANY_DB, max_examples=40)
+@given(
+    op=st.sampled_from(["<", "<=", ">", ">=", "=", "!="]),
+    bound=st.floats(0, 2, allow_nan=False).map(lambda f: round(f, 3)),
+    lr=st.none() | st.sampled_from(["1e-4", "3e-4", "1e-3"]),
+)
+def test_a_valid_filter_finds_exactly_the_matching_runs(
+    portal: tuple[Database, Settings, Actor],
+    sweep: dict[str, Any],
+    op: str,
+    bound: float,
+    lr: str | None,
+) -> None:
+    database, settings_, dana = portal
+    text = f"metrics.eval_loss {op} {bound}" + (f" and params.lr = '{lr}'" if lr else "")
+    found = runs.search_runs(
+        database, settings_, actor=dana, experiment_ids=sweep["experiments"], filter_string=text
+    )
+    compare = {
+        "<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__,
+        "=": float.__eq__, "!=": float.__ne__,
+    }[op]  # fmt: skip
+    expected = {
+        run_id
+        for run_id, (loss, run_lr) in sweep["runs"].items()
+        if compare(loss, bound) and (lr is None or run_lr == lr)
+    }
+    assert {r.run_id for r in found.runs} == expected, text
+
+
+# --- Ingest bugs found by the properties above (services/gateway is being optimised elsewhere:
+# reported with these reproducers rather than fixed here) ----------------------------------------
+
+
+def _ingest_lines(db: Database, source: UsageSource, lines: list[bytes]) -> IngestResult:
+    folder = get_settings().home_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{unique('repro')}.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return ingest(db, get_settings(), actor=CLI, location=str(path), source=source)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="bug: a line holding an empty JSON array is neither ingested nor rejected"
+)
+def test_an_empty_json_array_line_is_not_silently_dropped(db: Database) -> None:
+    result = _ingest_lines(
+        db, UsageSource.LITELLM, [orjson.dumps(litellm("ok", 1795608208.0)), b"[]"]
+    )
+    assert result.ingested + result.duplicates + result.rejected == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a response_cost beyond the PRICE column (16 digits, 8 decimals) is stored on "
+    "SQLite as a float and makes PostgreSQL fail the whole batch (numeric field overflow)",
+)
+def test_a_cost_no_column_can_hold_is_a_rejected_line(db: Database) -> None:
+    huge = litellm("huge-cost", 1795608208.0, response_cost=1e12)
+    result = _ingest_lines(db, UsageSource.LITELLM, [orjson.dumps(huge)])
+    assert (result.ingested, result.rejected) == (0, 1)
+    assert "response_cost" in result.rejections[0].reason
