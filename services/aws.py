@@ -31,11 +31,6 @@ from services.errors import ConfigurationError, ExternalServiceError
 
 log = logging.getLogger(__name__)
 
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=60,
-)
 
 _THROTTLING = {
     "Throttling",
@@ -53,6 +48,18 @@ _DENIED = {
     "InvalidClientTokenId",
     "ExpiredToken",
     "ExpiredTokenException",
+}
+_SERVER_ERRORS = {
+    "InternalFailure",
+    "InternalError",
+    "InternalServerError",
+    "InternalServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "500",
+    "502",
+    "503",
+    "504",
 }
 _MISSING = {
     "ResourceNotFound",
@@ -72,9 +79,11 @@ def not_configured_reason(settings: Settings) -> str | None:
 
 
 @lru_cache(maxsize=64)
-def _client(service: str, region: str, profile: str | None, endpoint: str | None) -> Any:
+def _client(
+    service: str, region: str, profile: str | None, endpoint: str | None, config: Config
+) -> Any:
     session = boto3.session.Session(profile_name=profile, region_name=region)
-    return session.client(service, endpoint_url=endpoint, config=CLIENT_CONFIG)
+    return session.client(service, endpoint_url=endpoint, config=config)
 
 
 def client(service: str, settings: Settings) -> Any:
@@ -83,7 +92,25 @@ def client(service: str, settings: Settings) -> Any:
     if reason:
         raise ConfigurationError(reason)
     assert settings.aws_region is not None
-    return _client(service, settings.aws_region, settings.aws_profile, settings.aws_endpoint_url)
+    return _client(
+        service,
+        settings.aws_region,
+        settings.aws_profile,
+        settings.aws_endpoint_url,
+        _config(settings.aws_max_attempts, settings.aws_connect_timeout, settings.aws_read_timeout),
+    )
+
+
+@lru_cache(maxsize=16)
+def _config(attempts: int, connect_timeout: float, read_timeout: float) -> Config:
+    """Standard retries (throttling, 5xx answers and timeouts are retried with back-off, up to
+    ``attempts`` in all) and explicit timeouts; one object per distinct value, so that the
+    cached clients are found again."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
 
 def error_code(exc: ClientError) -> str:
@@ -97,6 +124,8 @@ def _explain(code: str, message: str) -> str:
         return f"access denied ({message or code}); the portal's AWS identity lacks a permission"
     if code in _MISSING:
         return f"not found ({message or code})"
+    if code in _SERVER_ERRORS:
+        return f"AWS had an internal error ({code}) and still did after retrying; try again later"
     return message or code
 
 
@@ -114,7 +143,7 @@ def aws_errors(action: str) -> Iterator[None]:
         request_id = exc.response.get("ResponseMetadata", {}).get("RequestId", "unknown")
         log.warning("AWS %s failed: %s %s (request %s)", action, code, message, request_id)
         raise ExternalServiceError(
-            f"Could not {action}: {_explain(code, message)}.",
+            f"Could not {action}: {_explain(code, message).rstrip('.')}.",
             code=code,
             detail=f"{code}: {message}\nRequest id: {request_id}",
         ) from exc

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     aws_region: str | None = None
     aws_profile: str | None = None
     aws_endpoint_url: str | None = None
+    aws_max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per AWS call (botocore standard retries)"
+    )
+    aws_connect_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds to wait for a connection to AWS"
+    )
+    aws_read_timeout: float = Field(
+        default=60.0, gt=0, le=900, description="Seconds to wait for each AWS answer"
+    )
     report_tz: str = "UTC"
     mlflow_telemetry: bool = False
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
