@@ -152,6 +152,12 @@ def _translate_errors(db: Database) -> Iterator[None]:
                 "The portal database has no schema yet: run `python -m services.cli init`.",
                 detail=reason,
             ) from exc
+        if db.is_sqlite and "database is locked" in reason:
+            raise DatabaseUnavailable(
+                f"The portal database at {db.display_url} is busy: another process has held "
+                "its write lock for too long (database is locked). Try again in a moment.",
+                detail=reason,
+            ) from exc
         raise DatabaseUnavailable(
             f"Cannot use the portal database at {db.display_url}: {reason}. "
             "Check PORTAL_DATABASE_URL and that the database server is running.",
