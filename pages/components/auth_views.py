@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
@@ -68,7 +69,24 @@ def build_authenticator(db: Database, settings: Settings) -> stauth.Authenticate
     # The library's own check compares against hashes in its dict and counts failures in
     # memory forever; the portal's check enforces lockout and disabled accounts in the DB.
     model.check_credentials = check_credentials
+    _refuse_malformed_cookies(authenticator)
     return authenticator
+
+
+def _refuse_malformed_cookies(authenticator: stauth.Authenticate) -> None:
+    """The library catches a bad signature but lets other token errors escape (an unsigned
+    ``alg: none`` cookie raised InvalidAlgorithmError and broke the login page for whoever
+    sent it); any token PyJWT refuses counts as no cookie."""
+    cookie_model = authenticator.cookie_controller.cookie_model
+    decode = cookie_model._token_decode
+
+    def token_decode() -> object:
+        try:
+            return decode()
+        except jwt.InvalidTokenError:
+            return False
+
+    cookie_model._token_decode = token_decode
 
 
 def resolve_user(
