@@ -91,7 +91,7 @@ def _summary(detail: JobDetail) -> None:
     if job.status == JobStatus.FAILED.value:
         code = f" (`{job.error_code}`)" if job.error_code else ""
         st.error(f"{job.failure_reason or job.status_detail}{code}", icon=":material/error:")
-    elif job.status_detail:
+    elif job.status_detail and job.status_detail.lower() != job.status:  # not the badge again
         st.caption(job.status_detail)
     if job.progress_total:
         fraction = min(job.progress_step / job.progress_total, 1.0)
