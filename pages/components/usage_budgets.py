@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
+from models.team import TeamPublic
 from pages.components import usage_charts
 from pages.components import usage_data as data
 from pages.components.context import current_actor, database, settings
@@ -75,10 +76,19 @@ def render(can_manage: bool) -> None:
         f"This month and custom periods running today ({today:%B %d}); independent of the "
         "dates above. Forecasts extrapolate the last week's daily spend."
     )
+    choices = attempt(lambda: teams.list_teams(database())) if can_manage else None
     if not found:
+        if not can_manage:
+            hint = " A manager can set one."
+        elif choices:
+            hint = " Set one with the form below."
+        else:  # the forms need a team of the portal to hold the budget
+            hint = (
+                " Budgets belong to the portal's teams, and there are none yet: an "
+                "administrator creates them under Admin → Teams."
+            )
         st.info(
-            "No team you can see has a budget yet."
-            + (" Set one with the form below." if can_manage else " A manager can set one."),
+            "No team you can see has a budget yet." + hint,
             icon=":material/account_balance_wallet:",
         )
     else:
@@ -86,8 +96,8 @@ def render(can_manage: bool) -> None:
         if any(s.unpriced_requests for s in found):
             st.caption("Unpriced requests are not in the spent amounts.")
         _burn_down([s for s in found if (s.start, s.end) == month_of(today)])
-    if can_manage:
-        _forms()
+    if choices:
+        _forms(choices)
 
 
 def _burn_down(monthly: list[BudgetStatus]) -> None:
@@ -116,10 +126,7 @@ def _burn_down(monthly: list[BudgetStatus]) -> None:
     )
 
 
-def _forms() -> None:
-    choices = attempt(lambda: teams.list_teams(database()))
-    if not choices:
-        return
+def _forms(choices: list[TeamPublic]) -> None:
     by_id = {t.id: t for t in choices}
     left, right = st.columns(2)
     with left, st.form(form_key("usage-monthly-budget")):
