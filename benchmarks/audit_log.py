@@ -17,11 +17,19 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks import figures
+from benchmarks.figures import Figure
 from services import audit
 from services.access import Actor
 from services.db import Database, upgrade_schema
 
 BATCH = 2_000
+FIGURES = (
+    ("events_per_sec", "chain verification", "events/s"),
+    ("newest_page_ms", "newest page of 50", "ms"),
+    ("filtered_page_ms", "actor + action filter", "ms"),
+    ("text_search_ms", "text search", "ms"),
+)
 ACTIONS = ("user.update", "team.create", "auth.login", "auth.login_failed", "user.disable")
 
 
@@ -101,22 +109,35 @@ def main() -> None:
     print(f"Audit log with {args.events:,} events (median of repeated runs)")
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = measure("SQLite", Database(f"sqlite:///{Path(tmp) / 'bench.db'}"), args.events)
-    if not args.postgres:
-        return
+    pg = measure_postgres(args.postgres, args.events) if args.postgres else None
+    if pg is not None:
+        print(
+            "PostgreSQL / SQLite time ratios: "
+            + ", ".join(
+                f"{k} {pg[k] / sqlite[k]:.2f}x" for k in sqlite if k.endswith(("_s", "_ms"))
+            )
+        )
+    report = []
+    for name, row in [("SQLite", sqlite), *([("PostgreSQL", pg)] if pg else [])]:
+        for key, label, unit in FIGURES:
+            ratio = f"{row[key] / sqlite[key]:.2f}x SQLite's" if name == "PostgreSQL" else ""
+            report.append(Figure(f"{label}, {name}", row[key], unit, ratio=ratio))
+    figures.report("audit_log", report)
+
+
+def measure_postgres(url: str, events: int) -> dict[str, float]:
+    """The same measures in a scratch schema of ``url``, dropped afterwards."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        url = make_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"})
-        pg = measure("PostgreSQL", Database(url), args.events)
+        scratch = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        return measure("PostgreSQL", Database(scratch), events)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    print(
-        "PostgreSQL / SQLite time ratios: "
-        + ", ".join(f"{k} {pg[k] / sqlite[k]:.2f}x" for k in sqlite if k.endswith(("_s", "_ms")))
-    )
+        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 import orjson
 from stdnum import luhn
 
+from benchmarks import figures
+from benchmarks.figures import Figure
 from services.registry.formats import DatasetFormat
 from services.registry.inspection import DatasetReport, inspect_jsonl
 
@@ -175,6 +177,31 @@ def main() -> None:
             print(f"  {kind:<16} {found:>5,} / {count:<5,} e.g. {examples}")
         for kind in report.pii.keys() - planted.keys():
             print(f"  {kind:<16} {report.pii[kind].count:>5,} / 0      (false positives)")
+    speed, planted_total = mb / inspect_s, sum(planted.values())
+    found_total = sum(min(report.pii[k].count, n) for k, n in planted.items() if k in report.pii)
+    extra = sum(report.pii[k].count for k in report.pii.keys() - planted.keys())
+    figures.report(
+        "dataset_inspection",
+        [
+            Figure(
+                f"inspect_jsonl, {mb:,.0f} MB",
+                speed,
+                "MB/s",
+                f">= {REQUIRED_MB_PER_S:.0f} MB/s",
+                speed >= REQUIRED_MB_PER_S,
+                f"{inspect_s / floor_s:.1f}x the floor's time",
+            ),
+            Figure("floor: read + orjson.loads", mb / floor_s, "MB/s"),
+            Figure(
+                "planted PII values found",
+                found_total,
+                f"of {planted_total}",
+                "all",
+                found_total == planted_total,
+                f"{extra} of kinds not planted",
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

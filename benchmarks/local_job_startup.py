@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import figures
+from benchmarks.figures import Figure
 from benchmarks.harness import use_portal_home
 
 IMPORTS = (
@@ -131,6 +133,16 @@ def main() -> None:
     print(
         f"Alone, in a fresh interpreter: python start {interpreter:.2f} s; "
         f"the training imports {imports:.2f} s"
+    )
+    total = finished - launched
+    first = [Figure("launch to first metric", first_metric - launched, "s")] if first_metric else []
+    figures.report(
+        "local_job_startup",
+        [
+            *first,
+            Figure(f"launch to completed, {args.steps} steps", total, "s", "< 60 s", total < 60),
+            Figure("training imports alone, fresh interpreter", imports, "s"),
+        ],
     )
 
 
