@@ -23,6 +23,7 @@ from services.experiments.charts.common import (
 )
 
 RAW_TRACE_MAX_RUNS = 50  # more runs than this: the faint raw lines behind smoothing are noise
+MARKED_POINTS_MAX = 30  # a run's line with this many points or fewer also marks each point
 HISTORY_HEIGHT = 220  # of each metric's plot; heights never include titles, axes or legends
 
 XAxis = Literal["step", "relative", "wall"]
@@ -208,9 +209,11 @@ def _history_view(
         .then(alt.value(3.0))
         .otherwise(alt.value(1.6))
     )
+    # A run with a single value (an evaluation logged once) draws no line: mark sparse points.
+    sparse = bool(rows.groupby(["run", "series"], observed=True).size().max() <= MARKED_POINTS_MAX)
     return (
         alt.Chart(rows)
-        .mark_line()
+        .mark_line(point=alt.OverlayMarkDef(filled=True, size=28) if sparse else False)
         .encode(
             x=x_encoding,
             y=alt.Y("y:Q", title=None, scale=scale),

@@ -12,6 +12,7 @@ import pytest
 
 from services.experiments import charts
 from services.experiments.charts import NoChartData
+from services.experiments.charts.history import MARKED_POINTS_MAX
 
 T0 = 1_760_000_000_000  # ms
 
@@ -62,6 +63,14 @@ def test_history_draws_one_chart_per_metric_with_step_on_x() -> None:
         assert view["encoding"]["color"]["field"] == "run"
         assert view["mark"]["type"] == "line"
     assert spec["params"][0]["select"]["on"] == "pointerover"
+
+
+def test_sparse_runs_mark_their_points_so_a_single_value_shows() -> None:
+    once = history(runs=2, metrics=("eval_loss",), steps=1)
+    marked = views(charts.history_chart(once).to_dict())[0]["mark"]
+    assert marked["type"] == "line" and marked["point"]["filled"] is True
+    dense = history(runs=2, steps=MARKED_POINTS_MAX + 1)
+    assert views(charts.history_chart(dense).to_dict())[0]["mark"].get("point") is False
 
 
 def test_smoothing_is_tensorboards_debiased_ema_with_the_raw_line_faint_behind() -> None:
