@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import IO, Any
 
 import orjson
 
 from services.gateway.binding import Binder
+from services.gateway.decoding import Decoders, JSONDecodeError
 from services.gateway.pricing import PriceBook
 from services.gateway.records import RecordError, Values
-from services.gateway.rollups import fold, increments
-from services.gateway.sources import TruncatedFile
+from services.gateway.rollups import increments
+from services.gateway.sources import TruncatedFile, read_block
 from services.gateway.storage import tag_key
+
+_ZERO = Decimal(0)
 
 
 @dataclass
@@ -40,20 +44,49 @@ class PreparedBatch:
     line_no: int = 0
     rejections: list[tuple[int, str]] = field(default_factory=list)
     last: bool = False
+    lines: int = 0
+    """Lines in the block of the file it was read from (``prepare_blocks`` only, where
+    ``line_no`` and the rejections' lines count from the block's start)."""
 
 
-class _Collector:
-    """Parsed, priced rows and rejections of the lines added since the last ``take``."""
+class Collector:
+    """Parsed, priced rows and rejections of the lines added since the last ``take``:
+    ``decoders`` decode a line, ``parse`` makes a record a row (or raises ``RecordError``),
+    ``book`` prices it, ``binder`` converts the batch for the driver."""
 
-    def __init__(self, parse: Callable[[Any], Values], book: PriceBook, binder: Binder) -> None:
-        self.parse, self.price, self.binder = parse, book.price_values, binder
+    def __init__(
+        self,
+        decoders: Decoders,
+        parse: Callable[[Any], Values],
+        book: PriceBook,
+        binder: Binder,
+    ) -> None:
+        self.decoders, self.parse, self.price, self.binder = (
+            decoders,
+            parse,
+            book.price_values,
+            binder,
+        )
         self.rows: list[Values] = []
         self.rejections: list[tuple[int, str]] = []
 
-    def add(self, line_no: int, line: bytes) -> None:
+    def add(self, line_no: int, line: bytes | memoryview, *, ascii_: bool = False) -> None:
+        """Add the records of one line (``ascii_``: known to be ASCII; maybe a view)."""
+        loads = self.decoders.loads_ascii if ascii_ else self.decoders.loads
         try:
-            document = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            document = loads(line)  # type: ignore[arg-type]
+            if document.__class__ is dict and loads is not orjson.loads:
+                try:
+                    values = self.parse(document)
+                except RecordError:  # judged, and worded, on the whole document instead
+                    document = orjson.loads(line)
+                else:
+                    self.price(values)
+                    self.rows.append(values)
+                    return
+        except JSONDecodeError as exc:
+            if bytes(line).isspace():  # a blank line in a block (``prepare_blocks``)
+                return
             self.rejections.append((line_no, f"not valid JSON ({exc})"))
             return
         for record in document if document.__class__ is list else (document,):
@@ -73,15 +106,10 @@ class _Collector:
 
 
 def prepare_batches(
-    lines: Iterable[tuple[int, bytes]],
-    parse: Callable[[Any], Values],
-    book: PriceBook,
-    binder: Binder,
-    batch_size: int,
+    lines: Iterable[tuple[int, bytes]], collector: Collector, batch_size: int
 ) -> Iterator[PreparedBatch]:
     """Batches of at least ``batch_size`` parsed records (cut after a whole line), and a last
     one, possibly empty, that also carries a truncated gzip stream as a rejection."""
-    collector = _Collector(parse, book, binder)
     rows, add, line_no = collector.rows, collector.add, 0
     try:
         for line_no, line in lines:
@@ -96,9 +124,7 @@ def prepare_batches(
 
 def prepare_chunks(
     lines: Iterable[tuple[int, bytes]],
-    parse: Callable[[Any], Values],
-    book: PriceBook,
-    binder: Binder,
+    collector: Collector,
     chunk_lines: int,
     worker: int,
     workers: int,
@@ -108,7 +134,6 @@ def prepare_chunks(
     empty if no record in it), then one with ``last`` set (no events; the last line number and a
     truncated gzip stream). The others' lines are skipped unparsed; in chunk order the workers'
     batches are the file's."""
-    collector = _Collector(parse, book, binder)
     owed, line_no = worker, 0  # owed: the next chunk to hand over
     truncated: list[tuple[int, str]] = []
     try:
@@ -126,22 +151,72 @@ def prepare_chunks(
     yield PreparedBatch(line_no=line_no, rejections=truncated, last=True)
 
 
+def prepare_blocks(
+    stream: IO[bytes],
+    collector: Collector,
+    block_bytes: int,
+    blocks: int,
+    worker: int,
+    workers: int,
+) -> Iterator[PreparedBatch]:
+    """For one of ``workers`` processes reading the same uncompressed file of ``blocks``
+    blocks (``sources.read_block``): a batch for each block ``b`` where ``b % workers ==
+    worker``, the last block's with ``last`` set. Only its own blocks are read. A batch's line
+    numbers count from its block's start and ``lines`` says how many the block holds, so that
+    in block order the batches are the file's once renumbered (``ingest``)."""
+    for index in range(worker, blocks, workers):
+        last = index == blocks - 1
+        data, end = read_block(stream, index, block_bytes, last=last)
+        lines = _add_lines(collector, data, end)
+        batch = collector.take(lines, last=last)
+        batch.lines = lines
+        yield batch
+
+
+def _add_lines(collector: Collector, data: bytes, end: int) -> int:
+    """Add the lines of ``data[:end]`` to ``collector``; return how many there are. Lines are
+    passed as views (no copy), checked as text once for the whole block when it is ASCII."""
+    add, view, find = collector.add, memoryview(data), data.find
+    ascii_ = data.isascii()
+    line_no = position = 0
+    while position < end:
+        line_no += 1
+        stop = find(b"\n", position, end)
+        if stop < 0:
+            stop = end
+        if stop > position:  # the line with its newline, as ``read_lines`` gives it
+            if ascii_:
+                add(line_no, view[position : stop + 1], ascii_=True)
+            else:
+                line = data[position : stop + 1]
+                if not line.isspace():
+                    add(line_no, line)
+        position = stop + 1
+    return line_no
+
+
 def seal(
     rows: Sequence[Values], line_no: int, rejections: list[tuple[int, str]], binder: Binder
 ) -> PreparedBatch:
     """``rows`` (priced, in ``FIELDS`` order) as a batch: unique, summed and driver-ready.
-    Repeated text (teams, users, models) is shared, so a pickled batch stores it once."""
+    Repeated text (teams, users, models) is shared, so a pickled batch stores it once. One
+    pass over the rows: this runs for every record ingested."""
     seen: set[str] = set()
+    remember = seen.add
     strings: dict[str, str] = {}
     share = strings.setdefault
     index: dict[tuple[Any, ...], int] = {}
-    tag_keys: dict[tuple[str, ...], str] = {}
+    totals: list[list[Any]] = []
+    tag_values: dict[tuple[str, ...], tuple[str, Any]] = {}
     day, event = binder.day, binder.event
-    unique, keys, costs = [], [], []
+    events: list[tuple[Any, ...]] = []
+    keys: list[int] = []
+    costs: list[str | None] = []
     for v in rows:
-        if v[1] in seen:
+        request_id = v[1]
+        if request_id in seen:
             continue
-        seen.add(v[1])
+        remember(request_id)
         v[4] = team = share(v[4], v[4])
         v[5] = user = share(v[5], v[5])
         v[6] = alias = share(v[6], v[6])
@@ -149,20 +224,38 @@ def seal(
         v[8] = model = share(v[8], v[8])
         v[9] = provider = share(v[9], v[9])
         tags = tuple(v[10])
-        tag = tag_keys.get(tags)
+        tag = tag_values.get(tags)
         if tag is None:
-            tag = tag_keys[tags] = tag_key(tags)
-        key = (day(v[3]), team, user, alias, model, provider, tag)
+            tag = tag_values[tags] = (tag_key(tags), binder.tags(v[10]))
+        key = (day(v[3]), team, user, alias, model, provider, tag[0])
         position = index.get(key)
         if position is None:
-            position = index[key] = len(index)
+            position = index[key] = len(totals)
+            totals.append([0, 0, 0, 0, 0, 0, 0, 0, _ZERO])
+        t = totals[position]  # the counters of ``rollups.fold``, summed here in the same pass
+        t[0] += 1
+        if v[11] == "failure":
+            t[1] += 1
+        if v[13]:
+            t[2] += 1
+        t[3] += v[14]
+        t[4] += v[15]
+        t[5] += v[16]
+        t[6] += v[17]
+        if v[19]:
+            cost = v[18]
+            t[8] += cost
+            costs.append(str(cost))
+        else:
+            t[7] += 1
+            costs.append(None)
         keys.append(position)
-        costs.append(v[18] if v[19] else None)
-        unique.append(v)
-    daily, team_model = increments(list(index), fold(len(index), keys, unique, costs), binder)
+        v[10] = tag[1]
+        events.append(event(v))
+    daily, team_model = increments(list(index), totals, binder)
     return PreparedBatch(
-        events=[event(v) for v in unique],
-        costs=[None if c is None else str(c) for c in costs],
+        events=events,
+        costs=costs,
         keys=keys,
         daily=daily,
         team_model=team_model,

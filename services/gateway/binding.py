@@ -1,10 +1,11 @@
 """Usage values as the database driver takes them, converted once per row in plain Python.
 
-``Binder.event`` turns a row in ``records.FIELDS`` order into the tuple that the compiled
-``INSERT`` of ``usage_event`` binds; ``day`` and ``cost`` do the same for the rollups' date and
-money columns. On SQLite the conversions are written out and give exactly what the columns'
-SQLAlchemy bind processors give (``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text, ``YYYY-MM-DD``,
-JSON text, float); on other databases the columns' own processors are applied.
+``Binder.event`` turns a row in ``records.FIELDS`` order, its tags already converted by
+``Binder.tags``, into the tuple that the compiled ``INSERT`` of ``usage_event`` binds; ``day``
+and ``cost`` do the same for the rollups' date and money columns. On SQLite the conversions
+are written out and give exactly what the columns' SQLAlchemy bind processors give
+(``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text, ``YYYY-MM-DD``, JSON text, float); on other
+databases the columns' own processors are applied.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def json_text(value: Any) -> str:
 def _sqlite_time(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
 
 class Binder:
@@ -51,7 +52,10 @@ class Binder:
         self._days: dict[date, Any] = {}
         self._day = column_processor(events, "day", dialect)
         self._cost = column_processor(events, "cost", dialect)
-        self._processors = tuple(column_processor(events, name, dialect) for name in FIELDS)
+        self._tags = column_processor(events, "tags", dialect)
+        self._processors = tuple(
+            None if name == "tags" else column_processor(events, name, dialect) for name in FIELDS
+        )
         self.event: Callable[[Sequence[Any]], tuple[Any, ...]] = (
             self._sqlite_event if dialect.name == "sqlite" else self._generic_event
         )
@@ -62,6 +66,10 @@ class Binder:
         if bound is None:
             bound = self._days[value] = value if self._day is None else self._day(value)
         return bound
+
+    def tags(self, value: list[str]) -> Any:
+        """A ``tags`` column's value (``event`` takes it so: a batch converts each set once)."""
+        return value if self._tags is None else self._tags(value)
 
     def cost(self, value: Decimal | None) -> Any:
         """A money column's value."""
@@ -88,7 +96,7 @@ class Binder:
             v[7],
             v[8],
             v[9],
-            orjson.dumps(v[10]).decode(),
+            v[10],
             v[11],
             v[12],
             v[13],

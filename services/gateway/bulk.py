@@ -38,10 +38,16 @@ ROLLUP_ORDER = (*COUNTERS[:7], "cost", COUNTERS[7])
 """The rollups' measure columns in table order, as ``batches`` lays them out."""
 
 
-def store_batch(connection: Connection, batch: PreparedBatch, binder: Binder) -> int:
-    """Store ``batch``'s events that are new and add their increments to both rollups;
-    return how many were new. Raises ``ConcurrentIngest`` when another transaction stored some
-    of them in the meantime."""
+def store_batch(
+    connection: Connection,
+    batch: PreparedBatch,
+    binder: Binder,
+    team_model: TeamModelSums | None = None,
+) -> int:
+    """Store ``batch``'s events that are new and add their increments to both rollups (to
+    ``team_model`` instead of its table when given: ``TeamModelSums.store`` adds them later
+    in the same transaction); return how many were new. Raises ``ConcurrentIngest`` when
+    another transaction stored some of them in the meantime."""
     if not batch.events:
         return 0
     if connection.dialect.name == "sqlite":
@@ -49,16 +55,46 @@ def store_batch(connection: Connection, batch: PreparedBatch, binder: Binder) ->
     else:
         new = _insert_checked(connection, batch.events)
     if new is None:
-        daily, team_model = batch.daily, batch.team_model
+        daily, coarse = batch.daily, batch.team_model
         count = len(batch.events)
     elif not new:
         return 0
     else:
-        daily, team_model = regroup(batch, new, binder)
+        daily, coarse = regroup(batch, new, binder)
         count = len(new)
     _executemany(connection, DAILY, DAILY_COLUMNS, ROLLUP_KEY, daily)
-    _executemany(connection, TEAM_MODEL, TEAM_MODEL_COLUMNS, TEAM_MODEL_KEY, team_model)
+    if team_model is None:
+        _executemany(connection, TEAM_MODEL, TEAM_MODEL_COLUMNS, TEAM_MODEL_KEY, coarse)
+    else:
+        team_model.add(coarse)
     return count
+
+
+class TeamModelSums:
+    """Team-and-model rollup increments of several batches summed before they are stored:
+    that rollup has few keys, which every batch of a transaction adds to again."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        sums = self._sums
+        width = len(TEAM_MODEL_KEY)
+        for row in rows:
+            key = row[:width]
+            total = sums.get(key)
+            if total is None:
+                sums[key] = list(row[width:])
+            else:
+                for i, value in enumerate(row[width:]):
+                    total[i] += value
+
+    def store(self, connection: Connection) -> None:
+        """Add the sums to the table, in the caller's transaction, and start again."""
+        rows = [(*key, *total) for key, total in self._sums.items()]
+        self._sums = {}
+        if rows:
+            _executemany(connection, TEAM_MODEL, TEAM_MODEL_COLUMNS, TEAM_MODEL_KEY, rows)
 
 
 def _executemany(

@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,15 +37,23 @@ def text(value: Any, limit: int) -> str:
     return value.strip()[:limit]
 
 
-@lru_cache(maxsize=65_536)
-def _quarter_hour_day(quarter: int, zone: ZoneInfo) -> date:
-    return datetime.fromtimestamp(quarter * 900, UTC).astimezone(zone).date()
+_DAYS: dict[ZoneInfo, dict[int, date]] = {}
+_MAX_CACHED_DAYS = 65_536
 
 
 def local_day(moment: datetime, zone: ZoneInfo) -> date:
     """``moment``'s date in ``zone``. Every zone's offset is a whole number of quarter hours,
     so the date is the same for a whole UTC quarter hour and can be cached per quarter."""
-    return _quarter_hour_day(int(moment.timestamp() // 900), zone)
+    quarter = int(moment.timestamp() // 900)
+    days = _DAYS.get(zone)
+    if days is None:
+        days = _DAYS.setdefault(zone, {})
+    day = days.get(quarter)
+    if day is None:
+        if len(days) >= _MAX_CACHED_DAYS:
+            days.clear()
+        day = days[quarter] = datetime.fromtimestamp(quarter * 900, UTC).astimezone(zone).date()
+    return day
 
 
 def tokens(value: Any, name: str) -> int:
@@ -94,6 +101,8 @@ def iso(value: Any, name: str) -> datetime:
 
 
 def cost(value: Any) -> Decimal | None:
+    if value.__class__ is float and 0 <= value < math.inf:  # the usual case, checked fast
+        return Decimal(repr(value))
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value) or value < 0:

@@ -31,17 +31,27 @@ from services.config import Settings
 from services.db import Database
 from services.gateway import parallel, storage, writer
 from services.gateway.admin import team_resolver
-from services.gateway.batches import PreparedBatch, prepare_batches, prepare_chunks, seal
+from services.gateway.batches import (
+    Collector,
+    PreparedBatch,
+    prepare_batches,
+    prepare_blocks,
+    prepare_chunks,
+    seal,
+)
+from services.gateway.decoding import decoders_for
 from services.gateway.pricing import PriceBook
 from services.gateway.records import FIELDS, Row, Values, bedrock_values, litellm_values
-from services.gateway.sources import SourceFile, is_gzip, list_files, read_lines
+from services.gateway.sources import SourceFile, in_blocks, is_gzip, list_files, read_lines
 from services.permissions import Permission
 
 log = logging.getLogger(__name__)
 
+BLOCK_BYTES = 32 << 20
+"""Bytes of a file of JSON lines a worker process prepares at a time (the unit that workers
+and the storing process pass between them; several go into one transaction on SQLite)."""
 CHUNK_LINES = 10_000
-"""Lines a worker process prepares at a time (the unit that workers and the storing process
-pass between them; several go into one transaction on SQLite)."""
+"""Lines a worker process prepares at a time from a gzip file (read whole by the worker)."""
 BATCH_SIZE = 50_000
 """Records (at least) per transaction. A batch writes each index page it touches
 once, and new events land all over the indexes (request ids are random), so large batches
@@ -103,9 +113,12 @@ def ingest(
     else:
         parse = lambda record: bedrock_values(record, zone, resolve)  # noqa: E731
     result = IngestResult()
+    decoders = decoders_for(source)
     for source_file in list_files(location, settings):
         result.files += 1
-        _ingest_file(db, source, source_file, parse, book, result, batch_size)
+        ledger = _open_ledger(db, source, source_file)
+        collector = Collector(decoders, parse, book, writer.binder_for(db))
+        _ingest_file(db, source_file, ledger, collector, result, batch_size)
     with db.write() as session:
         audit.record(
             session,
@@ -127,45 +140,74 @@ def ingest(
 
 def _ingest_file(
     db: Database,
-    source: UsageSource,
     source_file: SourceFile,
-    parse: Callable[[Any], Values],
-    book: PriceBook,
+    ledger: int,
+    collector: Collector,
     result: IngestResult,
     batch_size: int,
 ) -> None:
-    run = _FileRun(_open_ledger(db, source, source_file))
-    binder = writer.binder_for(db)
-
-    def produce() -> Generator[PreparedBatch]:
-        with source_file.open() as stream:
-            yield from prepare_batches(read_lines(stream), parse, book, binder, batch_size)
-
-    def produce_chunks(worker: int, workers: int) -> Iterator[PreparedBatch]:
-        with source_file.open() as stream:
-            lines = read_lines(stream)
-            yield from prepare_chunks(lines, parse, book, binder, CHUNK_LINES, worker, workers)
-
-    workers = 0
-    if source_file.local and source_file.size >= parallel.MIN_PARALLEL_BYTES:
-        workers = parallel.worker_count(gzipped=is_gzip(source_file))
-    if workers and db.is_sqlite:  # one transaction for several chunks: see CHUNK_LINES
-        reject = functools.partial(result.reject, source_file.uri)
-        with closing(parallel.in_workers(produce_chunks, workers)) as chunks:
+    run = _FileRun(ledger)
+    batches, in_workers = _prepared(source_file, collector, batch_size)
+    with closing(batches), parallel.paused_gc():
+        if db.is_sqlite and in_workers:
+            # one transaction for several of the workers' batches: see BATCH_SIZE
+            reject = functools.partial(result.reject, source_file.uri)
             while True:
                 before = run.ingested, run.duplicates
-                last = writer.commit(db, run, chunks, at_least=batch_size, reject=reject)
+                last = writer.commit(db, run, batches, at_least=batch_size, reject=reject)
                 result.ingested += run.ingested - before[0]
                 result.duplicates += run.duplicates - before[1]
                 if last.last:
                     return
-    batches = parallel.in_workers(produce_chunks, workers) if workers else produce()
-    with closing(batches):
         for batch in batches:
             for line, reason in batch.rejections:
                 run.rejected += 1
                 result.reject(source_file.uri, line, reason)
             commit_batch(db, run, batch, batch.line_no, result, finished=batch.last)
+
+
+def _prepared(
+    source_file: SourceFile, collector: Collector, batch_size: int
+) -> tuple[Generator[PreparedBatch], bool]:
+    """The file's batches in order, and whether forked workers prepare them (a large local
+    file; read in blocks when it is JSON lines: see ``parallel``)."""
+    workers = 0
+    if source_file.local and source_file.size >= parallel.MIN_PARALLEL_BYTES:
+        workers = parallel.worker_count(gzipped=is_gzip(source_file))
+    if workers and in_blocks(source_file):
+        blocks = max(1, -(-source_file.size // BLOCK_BYTES))
+
+        def produce_blocks(worker: int, workers: int) -> Iterator[PreparedBatch]:
+            with source_file.open() as stream:
+                yield from prepare_blocks(stream, collector, BLOCK_BYTES, blocks, worker, workers)
+
+        return _in_file_order(parallel.in_workers(produce_blocks, workers)), True
+    if workers:
+
+        def produce_chunks(worker: int, workers: int) -> Iterator[PreparedBatch]:
+            with source_file.open() as stream:
+                lines = read_lines(stream)
+                yield from prepare_chunks(lines, collector, CHUNK_LINES, worker, workers)
+
+        return parallel.in_workers(produce_chunks, workers), True
+
+    def produce() -> Generator[PreparedBatch]:
+        with source_file.open() as stream:
+            yield from prepare_batches(read_lines(stream), collector, batch_size)
+
+    return produce(), False
+
+
+def _in_file_order(batches: Generator[PreparedBatch]) -> Generator[PreparedBatch]:
+    """Workers' batches with the file's line numbers (a block's count from its start)."""
+    lines = 0
+    with closing(batches):
+        for batch in batches:
+            if batch.lines:
+                base, lines = lines, lines + batch.lines
+                batch.line_no = lines
+                batch.rejections = [(base + line, reason) for line, reason in batch.rejections]
+            yield batch
 
 
 def _open_ledger(db: Database, source: UsageSource, source_file: SourceFile) -> int:

@@ -18,6 +18,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,6 +42,19 @@ def worker_count(gzipped: bool) -> int:
     ):
         return 0
     return 1 if gzipped else 2
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a file is ingested: batches form no cycles,
+    and the collections their many small objects set off would only scan them again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def in_workers(

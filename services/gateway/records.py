@@ -80,11 +80,11 @@ TeamResolver = Callable[[str, str], tuple[str, str]]
 def _litellm_cache_tokens(
     record: Mapping[str, Any], metadata: Mapping[str, Any]
 ) -> tuple[int, int]:
-    usage = _mapping(metadata.get("usage_object")) or _mapping(
-        _mapping(record.get("response")).get("usage")
-    )
-    if not usage:
-        return 0, 0
+    usage = metadata.get("usage_object")
+    if not usage or not isinstance(usage, dict):
+        usage = _mapping(_mapping(record.get("response")).get("usage"))
+        if not usage:
+            return 0, 0
     details = _mapping(usage.get("prompt_tokens_details"))
     read = usage.get("cache_read_input_tokens") or details.get("cached_tokens")
     write = usage.get("cache_creation_input_tokens")

@@ -154,6 +154,47 @@ def is_gzip(source_file: SourceFile) -> bool:
         return stream.read(2) == GZIP_MAGIC
 
 
+def in_blocks(source_file: SourceFile) -> bool:
+    """Whether the file can be read in blocks (``read_block``) by several processes at once:
+    a local file of JSON lines, not gzip (a stream read from its start) nor one JSON document
+    over several lines."""
+    if not source_file.local:
+        return False
+    with source_file.open() as stream:
+        first = stream.readline(READ_BUFFER)
+    return first[:2] != GZIP_MAGIC and first.strip() not in (b"{", b"[")
+
+
+BLOCK_TAIL = 1 << 20
+"""Bytes read past a block's nominal end to find the newline that ends it (in the same read)."""
+
+
+def read_block(stream: IO[bytes], index: int, size: int, *, last: bool) -> tuple[bytes, int]:
+    """Block ``index`` of a file read in blocks of about ``size`` bytes cut at line ends, as
+    ``(data, end)``: the block is ``data[:end]`` (what follows is read past it). It runs from
+    the line after the first newline at or after byte ``index * size - 1`` (the file's start
+    for block 0) to the first newline at or after byte ``(index + 1) * size - 1`` included, or
+    to the end for the ``last`` block. A line longer than ``size`` is in one block whole (the
+    blocks after it that start inside it are empty)."""
+    start = 0
+    if index:
+        stream.seek(index * size - 1)
+        stream.readline()
+        start = stream.tell()
+    if last:
+        data = stream.read()
+        return data, len(data)
+    stop = (index + 1) * size - 1 - start
+    if stop < 0:
+        return b"", 0
+    data = stream.read(stop + BLOCK_TAIL)
+    newline = data.find(b"\n", stop)
+    if newline < 0 and len(data) == stop + BLOCK_TAIL:  # a very long line
+        data += stream.readline()
+        newline = data.find(b"\n", stop)
+    return data, len(data) if newline < 0 else newline + 1
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line number, line) for each non-blank line; a multi-line JSON document comes as one
     "line" numbered 1. Raises ``TruncatedFile`` if a gzip stream is cut short or corrupt."""

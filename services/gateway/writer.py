@@ -63,6 +63,7 @@ def commit(
     the transaction has committed. Raises ``storage.ConcurrentIngest`` (nothing committed)."""
     binder = binder_for(db)
     new = read = 0
+    team_model = bulk.TeamModelSums()
     with db.transaction() as session:
         connection = session.connection()
         if db.is_sqlite:
@@ -71,12 +72,13 @@ def commit(
             for line, reason in batch.rejections:
                 run.rejected += 1
                 reject(line, reason)
-            new += bulk.store_batch(connection, batch, binder)
+            new += bulk.store_batch(connection, batch, binder, team_model)
             read += batch.read
             if read >= at_least or batch.last:
                 break
         else:
             raise RuntimeError("the batches ended before the last one")
+        team_model.store(connection)
         connection.execute(
             update(IngestedFile)
             .where(IngestedFile.id == run.ledger_id)  # type: ignore[arg-type]
