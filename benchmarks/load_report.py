@@ -27,6 +27,7 @@ class Sample:
     phase: str
     seconds: float
     problems: list[str] = field(default_factory=list)
+    server_seconds: float | None = None  # see portal_sessions.RunResult
 
 
 @dataclass
@@ -71,13 +72,19 @@ def print_report(args: argparse.Namespace, outcome: Outcome, load: tuple[float, 
         f"\n{args.sessions} websocket sessions on one `streamlit run`, {os.cpu_count()} CPUs, "
         f"load average before {' '.join(f'{x:.1f}' for x in load)}, after {averages}"
     )
-    print(f"{'script run, ms':<18}{'phase':<14}{'runs':>6}{'p50':>8}{'p95':>8}{'max':>8}")
+    profiled = any(s.server_seconds is not None for s in outcome.samples)
+    extra = f"{'server p50':>12}{'p95':>8}" if profiled else ""
+    print(f"{'script run, ms':<18}{'phase':<14}{'runs':>6}{'p50':>8}{'p95':>8}{'max':>8}{extra}")
     for page in [*pages, None]:
         for phase in phases:
             if chosen := outcome.of(phase, page):
                 runs, p50, p95, top = stats(chosen)
                 label = page or "all pages"
-                print(f"{label:<18}{phase:<14}{runs:>6}{p50:>8.0f}{p95:>8.0f}{top:>8.0f}")
+                line = f"{label:<18}{phase:<14}{runs:>6}{p50:>8.0f}{p95:>8.0f}{top:>8.0f}"
+                if profiled:
+                    own = [s.server_seconds * 1000 for s in chosen if s.server_seconds is not None]
+                    line += f"{percentile(own, 50):>12.0f}{percentile(own, 95):>8.0f}"
+                print(line)
     for phase, seconds in outcome.phase_seconds.items():
         runs = len(outcome.of(phase)) + (
             len(outcome.of("after ingest")) if phase == "ingest" else 0
@@ -121,7 +128,7 @@ def report_figures(args: argparse.Namespace, outcome: Outcome) -> list[Figure]:
     for page in dict.fromkeys(s.page for s in loaded):
         _, page50, page95, _ = stats(outcome.of("ingest", page))
         result.append(
-            Figure(f"{page} p50, during ingest", page50, "ms", ratio=f"p95 {page95:.0f} ms")
+            Figure(f"{page} p50, during ingest", page50, "ms", ratio=f"p95 {page95:,.0f} ms")
         )
     if "ingest" in outcome.phase_seconds:
         seconds = outcome.phase_seconds["ingest"]

@@ -10,8 +10,11 @@ and the same ingest of the same file into a copy of the same database with no se
         [--records 1000000]
 
 A run's time is what the client waits: from its rerun request to the server's
-``script_finished``. Errors: a traceback or error box on a page, the wrong page (e.g. the login
-page), a page not found, a timeout, a lost connection, a failed ingest; there must be none.
+``script_finished``. With ``STREAMLIT_BROWSER_GATHER_USAGE_STATS=true`` in the environment the
+server also reports each script's own time, printed beside it. Errors: a traceback or error
+box on a page, the wrong page (e.g. the login page), a page not found, a timeout, a lost
+connection, an error in the server's log, a failed ingest; there must be none. The ingest runs
+for as long as it needs: the sessions go on until both it and ``--duration`` are over.
 """
 
 from __future__ import annotations
@@ -93,7 +96,11 @@ class Load:
             result = await session.run_page(plan.path, plan.queries[turn % len(plan.queries)])
             turn += 1
             phase = self.phase if during_ingest or self.phase != "ingest" else "after ingest"
-            self.samples.append(Sample(plan.label, index, phase, result.seconds, result.problems))
+            self.samples.append(
+                Sample(
+                    plan.label, index, phase, result.seconds, result.problems, result.server_seconds
+                )
+            )
             if self.phase == "first":
                 return
 
@@ -120,7 +127,8 @@ async def measure(args: argparse.Namespace, home: Path, ingest_file: Path) -> Ou
         await server.first_run()
         load = Load(server.url, cookie_key, plans(home), args.sessions)
         await load.open()
-        await load.run("first", lambda: False)
+        if args.first:
+            await load.run("first", lambda: False)
 
         async def phase(name: str, stop: Callable[[], bool]) -> None:
             cpu, started = (server.cpu_seconds(), time.process_time()), time.monotonic()
@@ -150,9 +158,17 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=30.0, help="seconds without it first")
     parser.add_argument("--records", type=int, default=1_000_000, help="records to ingest")
     parser.add_argument(
-        "--no-baseline", dest="baseline", action="store_false",
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
         help="skip the same ingest with no sessions (into a copy of the database)",
-    )  # fmt: skip
+    )
+    parser.add_argument(
+        "--no-first",
+        dest="first",
+        action="store_false",
+        help="no separate round of first (cold) runs: they fall in the first phase (quicker)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:

@@ -37,6 +37,10 @@ class RunResult:
     seconds: float
     problems: list[str] = field(default_factory=list)
     reruns: int = 0  # runs the page itself restarted (st.rerun) before finishing
+    # The script's own time in the server's thread, from its page profile: sent only when the
+    # server gathers usage stats (STREAMLIT_BROWSER_GATHER_USAGE_STATS=true; the portal's
+    # config turns it off), so None otherwise.
+    server_seconds: float | None = None
 
 
 class PortalSession:
@@ -96,6 +100,9 @@ class PortalSession:
                 _check_delta(message, result)
             elif kind == "navigation":
                 navigated = _check_navigation(message, page, result)
+            elif kind == "page_profile":
+                seconds = message.page_profile.exec_time / 1e6
+                result.server_seconds = (result.server_seconds or 0.0) + seconds
             elif kind == "page_not_found":
                 result.problems.append(f"page not found: {message.page_not_found.page_name!r}")
             elif kind == "script_finished":
