@@ -213,6 +213,8 @@ def fine_tune_on_a_new_dataset(page: Page, portal: Portal, folder: Path) -> str:
     expect(main_area(page).get_by_text("Step 40 of 40")).to_be_visible()
     expect(main_area(page).get_by_test_id("stVegaLiteChart").first).to_be_visible()
     step(page, "job-completed")
+    click(main_area(page).get_by_role("tab", name="Log"))
+    expect(main_area(page).get_by_text(re.compile(r"step 40/40 loss")).first).to_be_visible()
     return job_url
 
 
