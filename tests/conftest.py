@@ -36,6 +36,22 @@ REQUIRED = {part.strip() for part in os.environ.get("PORTAL_TEST_REQUIRE", "").s
 PASSWORD = "correct horse battery staple"
 
 
+# Run in parallel (pytest-xdist, ``-n 2`` in pyproject.toml), tests that each drive a
+# browser or really train a model share one worker, in file order: two of them at once on a
+# 2-core machine would starve each other (a training run, a Streamlit server and Chromium each
+# want a core), and the browser tests share one portal whose first test must meet it fresh.
+SERIAL_GROUP = "browser-and-training"
+SERIAL_FOLDERS = ("e2e", "integration/training")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        folder = item.path.parent.relative_to(root).as_posix()
+        if folder in SERIAL_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+
+
 def require_or_skip(what: str, reason: str) -> None:
     """Skip a test whose real component is missing here, unless CI says it is mandatory."""
     if what in REQUIRED:
