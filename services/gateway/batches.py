@@ -21,7 +21,7 @@ from services.gateway.decoding import Decoders, JSONDecodeError
 from services.gateway.pricing import PriceBook
 from services.gateway.records import RecordError, Values
 from services.gateway.rollups import increments
-from services.gateway.sources import TruncatedFile, read_block
+from services.gateway.sources import BLOCK_TAIL, TruncatedFile, read_block
 from services.gateway.storage import tag_key
 
 _ZERO = Decimal(0)
@@ -70,7 +70,9 @@ class Collector:
         self.rows: list[Values] = []
         self.rejections: list[tuple[int, str]] = []
 
-    def add(self, line_no: int, line: bytes | memoryview, *, ascii_: bool = False) -> None:
+    def add(
+        self, line_no: int, line: bytes | bytearray | memoryview, *, ascii_: bool = False
+    ) -> None:
         """Add the records of one line (``ascii_``: known to be ASCII; maybe a view)."""
         loads = self.decoders.loads_ascii if ascii_ else self.decoders.loads
         try:
@@ -164,16 +166,17 @@ def prepare_blocks(
     worker``, the last block's with ``last`` set. Only its own blocks are read. A batch's line
     numbers count from its block's start and ``lines`` says how many the block holds, so that
     in block order the batches are the file's once renumbered (``ingest``)."""
+    buffer = bytearray(block_bytes + BLOCK_TAIL)
     for index in range(worker, blocks, workers):
         last = index == blocks - 1
-        data, end = read_block(stream, index, block_bytes, last=last)
+        data, end = read_block(stream, index, block_bytes, last=last, buffer=buffer)
         lines = _add_lines(collector, data, end)
         batch = collector.take(lines, last=last)
         batch.lines = lines
         yield batch
 
 
-def _add_lines(collector: Collector, data: bytes, end: int) -> int:
+def _add_lines(collector: Collector, data: bytes | bytearray, end: int) -> int:
     """Add the lines of ``data[:end]`` to ``collector``; return how many there are. Lines are
     passed as views (no copy), checked as text once for the whole block when it is ASCII."""
     add, view, find = collector.add, memoryview(data), data.find

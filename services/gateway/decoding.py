@@ -76,7 +76,7 @@ class LiteLLMFields(TypedDict, total=False):
 _LITELLM = msgspec.json.Decoder(LiteLLMFields)
 
 
-def loads_litellm(line: bytes) -> Any:
+def loads_litellm(line: bytes | bytearray) -> Any:
     """A LiteLLM line as a dict of the fields the portal reads (a whole document when the
     typed decoder refuses it). Raises ``JSONDecodeError`` (``orjson``'s) for bad JSON."""
     try:
@@ -87,7 +87,7 @@ def loads_litellm(line: bytes) -> Any:
         return orjson.loads(line)
 
 
-def loads_litellm_ascii(line: bytes | memoryview) -> Any:
+def loads_litellm_ascii(line: bytes | bytearray | memoryview) -> Any:
     """``loads_litellm`` for a line known to be ASCII (a view into a block of the file)."""
     try:
         return _LITELLM.decode(line)
@@ -99,8 +99,8 @@ class Decoders(NamedTuple):
     """How to decode a line of one source's logs: any line, and a line known to be ASCII
     (which may be a ``memoryview``)."""
 
-    loads: Callable[[bytes], Any]
-    loads_ascii: Callable[[bytes | memoryview], Any]
+    loads: Callable[[bytes | bytearray], Any]
+    loads_ascii: Callable[[bytes | bytearray | memoryview], Any]
 
 
 def decoders_for(source: UsageSource) -> Decoders:

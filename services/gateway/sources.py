@@ -169,13 +169,17 @@ BLOCK_TAIL = 1 << 20
 """Bytes read past a block's nominal end to find the newline that ends it (in the same read)."""
 
 
-def read_block(stream: IO[bytes], index: int, size: int, *, last: bool) -> tuple[bytes, int]:
+def read_block(
+    stream: IO[bytes], index: int, size: int, *, last: bool, buffer: bytearray | None = None
+) -> tuple[bytes | bytearray, int]:
     """Block ``index`` of a file read in blocks of about ``size`` bytes cut at line ends, as
-    ``(data, end)``: the block is ``data[:end]`` (what follows is read past it). It runs from
-    the line after the first newline at or after byte ``index * size - 1`` (the file's start
-    for block 0) to the first newline at or after byte ``(index + 1) * size - 1`` included, or
-    to the end for the ``last`` block. A line longer than ``size`` is in one block whole (the
-    blocks after it that start inside it are empty)."""
+    ``(data, end)``: the block is ``data[:end]`` (what follows is read past it, or left from
+    an earlier block). It runs from the line after the first newline at or after byte
+    ``index * size - 1`` (the file's start for block 0) to the first newline at or after byte
+    ``(index + 1) * size - 1`` included, or to the end for the ``last`` block. A line longer
+    than ``size`` is in one block whole (the blocks after it that start inside it are empty).
+    Given a ``buffer`` of ``size + BLOCK_TAIL`` bytes, it is read into that, again for each
+    block: a new buffer of a few tens of MB costs more to map than to fill."""
     start = 0
     if index:
         stream.seek(index * size - 1)
@@ -187,12 +191,28 @@ def read_block(stream: IO[bytes], index: int, size: int, *, last: bool) -> tuple
     stop = (index + 1) * size - 1 - start
     if stop < 0:
         return b"", 0
-    data = stream.read(stop + BLOCK_TAIL)
-    newline = data.find(b"\n", stop)
-    if newline < 0 and len(data) == stop + BLOCK_TAIL:  # a very long line
-        data += stream.readline()
-        newline = data.find(b"\n", stop)
-    return data, len(data) if newline < 0 else newline + 1
+    want = stop + BLOCK_TAIL
+    if buffer is None or len(buffer) < want:
+        read: bytes | bytearray = stream.read(want)
+        got = len(read)
+    else:
+        read, got = buffer, _read_into(stream, memoryview(buffer)[:want])
+    newline = read.find(b"\n", stop, got)
+    if newline < 0 and got == want:  # a very long line
+        read = bytes(read[:got]) + stream.readline()
+        got = len(read)
+        newline = read.find(b"\n", stop)
+    return read, got if newline < 0 else newline + 1
+
+
+def _read_into(stream: IO[bytes], view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -42,12 +42,11 @@ EVENT_COLUMNS = tuple(c.name for c in EVENTS.columns if c.name != "id")
 DAILY_COLUMNS = (*ROLLUP_KEY, *COUNTERS, "cost")
 TEAM_MODEL_COLUMNS = (*TEAM_MODEL_KEY, *COUNTERS, "cost")
 ROLLUP_KEYS = {DAILY.name: ROLLUP_KEY, TEAM_MODEL.name: TEAM_MODEL_KEY}
-LOOKUP_CHUNK = 10_000
-"""Request ids per ``IN (…)`` lookup: under SQLite's and PostgreSQL's bind parameter limits."""
 
 
 class ConcurrentIngest(Exception):
-    """Another transaction stored some of this batch's events after it looked: retry it."""
+    """Another transaction stored some of this batch's events after it looked: retry it.
+    (The batch path no longer looks first, so no longer raises it; callers still retry.)"""
 
 
 @dataclass(frozen=True)

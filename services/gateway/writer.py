@@ -1,8 +1,8 @@
 """One ingest transaction: prepared batches stored (``bulk``) and the file's progress in the
 ledger (``IngestedFile``) updated with them, so a crash leaves whole transactions behind.
 
-On SQLite the ingesting connection gets ``SQLITE_BULK_PRAGMAS`` while a file is stored; they
-are put back to SQLite's defaults in the transaction that finishes the file.
+On SQLite the ingesting connection gets ``SQLITE_BULK_PRAGMAS`` and ``synchronous=NORMAL``
+while a file is stored; they are put back to SQLite's defaults when the file is finished.
 """
 
 from __future__ import annotations
@@ -23,9 +23,14 @@ SQLITE_BULK_PRAGMAS = {"cache_size": -262_144, "wal_autocheckpoint": 10_000}
 """Set on the ingesting SQLite connection while a file is stored: a page cache of up to
 256 MiB (the indexes stay in memory from one transaction to the next) and a write-ahead log
 checkpointed at 40 MB instead of 4 MB (pages that several transactions write are copied into
-the database once). Neither weakens a commit: ``synchronous`` is left as it is, so every
-transaction is durable once committed."""
+the database once)."""
 SQLITE_DEFAULT_PRAGMAS = {"cache_size": -2_000, "wal_autocheckpoint": 1_000}
+SQLITE_BULK_SYNCHRONOUS, SQLITE_DEFAULT_SYNCHRONOUS = 1, 2
+"""``synchronous`` while a file is stored: NORMAL, where a commit does not wait for the
+write-ahead log to reach the disk (only checkpoints do). The database stays consistent
+whatever happens; a power cut (not a crash of the process) may undo the last transactions,
+which the ledger then shows unfinished and the next run stores again. FULL (SQLite's
+default) is put back once the file is finished."""
 
 
 @dataclass
@@ -68,6 +73,7 @@ def commit(
         connection = session.connection()
         if db.is_sqlite:
             _pragmas(connection, SQLITE_BULK_PRAGMAS)
+            _synchronous(connection, SQLITE_BULK_SYNCHRONOUS, begin=True)
         for batch in batches:
             for line, reason in batch.rejections:
                 run.rejected += 1
@@ -92,6 +98,7 @@ def commit(
         )
         if db.is_sqlite and batch.last:
             _pragmas(connection, SQLITE_DEFAULT_PRAGMAS)
+            _synchronous(connection, SQLITE_DEFAULT_SYNCHRONOUS, begin=False)
     run.ingested += new
     run.duplicates += read - new
     return batch
@@ -100,3 +107,17 @@ def commit(
 def _pragmas(connection: Connection, pragmas: dict[str, int]) -> None:
     for name, value in pragmas.items():
         connection.exec_driver_sql(f"PRAGMA {name}={int(value)}")
+
+
+def _synchronous(connection: Connection, level: int, *, begin: bool) -> None:
+    """Set ``synchronous``, which SQLite refuses to change inside a transaction: the one in
+    progress is committed first (at the start of an ingest transaction nothing is written
+    yet), then the write lock is taken again if ``begin``, for the caller's transaction."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    if raw.execute("PRAGMA synchronous").fetchone()[0] == level:
+        return
+    raw.execute("COMMIT")
+    raw.execute(f"PRAGMA synchronous={int(level)}")
+    if begin:
+        raw.execute("BEGIN IMMEDIATE")

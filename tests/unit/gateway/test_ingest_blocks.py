@@ -168,8 +168,9 @@ def test_the_typed_decoder_reads_what_the_whole_document_says() -> None:
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 64, 1000])
+@pytest.mark.parametrize("reused_buffer", [False, True])
 def test_blocks_cut_at_line_ends_and_cover_the_file_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, reused_buffer: bool
 ) -> None:
     monkeypatch.setattr(sources, "BLOCK_TAIL", 3)  # lines longer than the tail too
     data = b"".join(b"x" * n + b"\n" for n in (0, 3, 100, 5, 0, 0, 250, 1)) + b"no newline"
@@ -177,8 +178,22 @@ def test_blocks_cut_at_line_ends_and_cover_the_file_once(
     path.write_bytes(data)
     blocks = -(-len(data) // size)
     with path.open("rb") as stream:
-        parts = [read_block(stream, i, size, last=i == blocks - 1) for i in range(blocks)]
-    pieces = [block[:end] for block, end in parts]
+        buffer = bytearray(size + sources.BLOCK_TAIL) if reused_buffer else None
+        pieces = []
+        for i in range(blocks):
+            block, end = read_block(stream, i, size, last=i == blocks - 1, buffer=buffer)
+            pieces.append(bytes(block[:end]))
     assert b"".join(pieces) == data
     unended = [piece for piece in pieces if piece and not piece.endswith(b"\n")]
     assert len(unended) == 1 and unended[0].endswith(b"no newline")
+
+
+def test_a_finished_ingest_leaves_sqlite_as_durable_as_before(db: Database, tmp_path: Path) -> None:
+    if not db.is_sqlite:
+        pytest.skip("a SQLite connection setting")
+    path = write(tmp_path / "logs.jsonl", [litellm(f"r{i}", NOV_2 + i) for i in range(50)])
+    assert run(db, path).ingested == 50
+    with db.engine.connect() as connection:
+        level = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    assert (level, cache) == (2, -2_000)  # FULL, SQLite's default
