@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from models.audit import AuditChainHead
-from services.errors import DatabaseUnavailable
+from services.errors import DatabaseUnavailable, TransactionConflict
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,9 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+CONFLICT_STATES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+
+
 @contextmanager
 def _translate_errors(db: Database) -> Iterator[None]:
     try:
@@ -150,6 +153,12 @@ def _translate_errors(db: Database) -> Iterator[None]:
         if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
             raise DatabaseUnavailable(
                 "The portal database has no schema yet: run `python -m services.cli init`.",
+                detail=reason,
+            ) from exc
+        if getattr(exc.orig, "sqlstate", None) in CONFLICT_STATES:
+            raise TransactionConflict(
+                "Another transaction in the portal database needed the same rows at the same "
+                f"time and this one was stopped ({reason}); nothing was saved. Try again.",
                 detail=reason,
             ) from exc
         if db.is_sqlite and "database is locked" in reason:

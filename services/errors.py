@@ -23,6 +23,11 @@ class DatabaseUnavailable(PortalError):
     """The portal database cannot be reached or opened."""
 
 
+class TransactionConflict(DatabaseUnavailable):
+    """PostgreSQL ended the transaction to break a deadlock or a serialization conflict with
+    another one: nothing of it was saved, and running it again is safe."""
+
+
 class PermissionDenied(PortalError):
     """The acting user lacks the role an action needs."""
 

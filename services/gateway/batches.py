@@ -91,6 +91,9 @@ class Collector:
                 return
             self.rejections.append((line_no, f"not valid JSON ({exc})"))
             return
+        if document == []:
+            self.rejections.append((line_no, "an empty JSON array: no record in it"))
+            return
         for record in document if document.__class__ is list else (document,):
             try:
                 values = self.parse(record)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, column, literal_column, select
+from sqlalchemy import Connection, Table, column, select
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
@@ -62,13 +62,16 @@ def _insert_select(table: Table, staging: str, columns: tuple[str, ...]) -> str:
         rows = select(*(source.c[name] for name in columns))
         stmt = postgresql.insert(table)
         compiled: Any
+        # Rows are locked in key order, so two ingests storing some of the same requests (or
+        # adding to the same rollup rows) at once wait for each other instead of deadlocking.
         if table is EVENTS:
-            rows = rows.order_by(literal_column("ctid"))  # the order they were sent in
+            rows = rows.order_by(source.c.source, source.c.request_id)
             skip = stmt.from_select(list(columns), rows).on_conflict_do_nothing(
                 index_elements=["source", "request_id"]
             )
             compiled = skip.returning(table.c.request_id)
         else:
+            rows = rows.order_by(*(source.c[name] for name in ROLLUP_KEYS[table.name]))
             insert = stmt.from_select(list(columns), rows)
             compiled = insert.on_conflict_do_update(
                 index_elements=list(ROLLUP_KEYS[table.name]),

@@ -100,13 +100,23 @@ def iso(value: Any, name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+MAX_REQUEST_COST = 10_000
+"""USD. A logged cost above this for one request is a broken record, not a price (and the
+cost columns hold at most 16 digits, 8 of them decimals)."""
+
+
 def cost(value: Any) -> Decimal | None:
-    if value.__class__ is float and 0 <= value < math.inf:  # the usual case, checked fast
+    if value.__class__ is float and 0 <= value <= MAX_REQUEST_COST:  # the usual case, fast
         return Decimal(repr(value))
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not math.isfinite(value) or value < 0:
         raise RecordError(f"`response_cost` is not a valid amount ({value!r})")
+    if value > MAX_REQUEST_COST:
+        raise RecordError(
+            f"`response_cost` is not a valid amount ({value!r}): over "
+            f"${MAX_REQUEST_COST:,} for one request"
+        )
     return Decimal(repr(value))
 
 

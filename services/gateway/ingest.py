@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import random
+import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from services import audit
 from services.access import Actor, require
 from services.config import Settings
 from services.db import Database
+from services.errors import TransactionConflict
 from services.gateway import parallel, storage, writer
 from services.gateway.admin import team_resolver
 from services.gateway.batches import (
@@ -57,6 +60,9 @@ BATCH_SIZE = 50_000
 once, and new events land all over the indexes (request ids are random), so large batches
 write far less; a batch is also what a crashed run redoes, about a second of work."""
 MAX_LISTED_REJECTIONS = 1_000
+COMMIT_ATTEMPTS = 6
+"""Tries of one batch that meets another ingest (a deadlock PostgreSQL broke), with a
+growing, jittered pause between them; then the ingest stops with a clear error."""
 
 
 @dataclass(frozen=True)
@@ -244,14 +250,20 @@ def commit_batch(
         batch = seal(values, line_no, [], writer.binder_for(db))
     batch = dataclasses.replace(batch, line_no=line_no, last=finished, rejections=[])
     before = run.ingested, run.duplicates
-    for attempt in range(1, 4):
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             writer.commit(db, run, iter([batch]), at_least=0, reject=_counted)
             break
-        except storage.ConcurrentIngest:
-            if attempt == 3:
-                raise
-            log.info("another ingest stored part of a batch at the same time; trying again")
+        except (storage.ConcurrentIngest, TransactionConflict) as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise TransactionConflict(
+                    f"Another ingest kept storing the same requests at the same time; stopped "
+                    f"after {attempt} attempts at line {line_no}. Nothing of this batch was "
+                    "saved, and running the ingest again completes it."
+                ) from exc
+            delay = random.uniform(0.05, 0.2) * 2**attempt  # noqa: S311 (jitter, not a secret)
+            log.info("a batch met another ingest (%s); trying again in %.2f s", exc, delay)
+            time.sleep(delay)
     result.ingested += run.ingested - before[0]
     result.duplicates += run.duplicates - before[1]
 

@@ -30,9 +30,7 @@ from services.access import Actor
 from services.cli import main
 from services.config import get_settings
 from services.db import Database, upgrade_schema
-from services.errors import DatabaseUnavailable
 from services.gateway.ingest import IngestResult, ingest
-from services.gateway.storage import ConcurrentIngest
 from tests.conftest import PostgresSchemas, database_url, make_user
 from tests.promotion_support import Cast, file_request, model_with_versions
 from tests.training_support import launch_local, new_key, register_chat_dataset
@@ -164,13 +162,6 @@ SAMPLE_RECORDS = [
     for line in (SAMPLES / "litellm_standard_logging_payload.jsonl").read_bytes().splitlines()
     if line.strip()
 ]
-CRASH = (
-    "PostgreSQL: overlapping ingests at once crash instead of waiting or retrying: a deadlock "
-    "between two ingests' inserts of the same request ids in different orders surfaces as "
-    "DatabaseUnavailable('... deadlock detected. Check PORTAL_DATABASE_URL ...'), and a batch "
-    "overtaken three times raises ConcurrentIngest; the data stays consistent, and a rerun of "
-    "the failed files completes it"
-)
 
 
 def request_record(i: int) -> dict[str, Any]:
@@ -292,15 +283,7 @@ def check_eight_ingests(
     "kind",
     [
         "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.xfail(
-                    strict=True, raises=(DatabaseUnavailable, ConcurrentIngest), reason=CRASH
-                ),
-            ],
-        ),
+        pytest.param("postgresql", marks=pytest.mark.postgres),
     ],
 )
 def test_eight_simultaneous_ingests_of_overlapping_files_store_each_request_once(
@@ -386,14 +369,6 @@ def summary_counts(stdout: str) -> tuple[int, int, int]:
     return int(fields["ingested"]), int(fields["duplicates"]), int(fields["rejected"])
 
 
-DEADLOCK = (
-    "PostgreSQL: an ingest chosen as the victim of a deadlock with another ingest (inserts of "
-    "the same request ids in different orders) crashes with DatabaseUnavailable('... deadlock "
-    "detected. Check PORTAL_DATABASE_URL and that the database server is running.') instead of "
-    "rolling its batch back and trying it again"
-)
-
-
 def blocked_by(db: Database, pid: int) -> bool:
     """Whether some PostgreSQL backend waits for a lock that backend ``pid`` holds."""
     query = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
@@ -414,14 +389,13 @@ def stored_event(request_id: str) -> UsageEvent:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, raises=DatabaseUnavailable, reason=DEADLOCK)
 def test_an_ingest_in_a_deadlock_with_another_ingest_tries_its_batch_again(
     tmp_path: Path, postgres: PostgresSchemas | None, request: pytest.FixtureRequest
 ) -> None:
-    """The minimal reproducer of the crash above, made deterministic: another ingest's open
-    transaction has stored request "b"; the ingest of a file [a, b] stores "a" and waits for
-    "b"; the other then stores "a" too. PostgreSQL breaks the deadlock by failing the
-    transaction that waited first: the ingest's."""
+    """A deadlock made deterministic: another ingest's open transaction has stored request
+    "b"; the ingest of a file [a, b] stores "a" and waits for "b"; the other then stores "a"
+    too. PostgreSQL breaks the deadlock by failing one of them; when that is the ingest, it
+    rolls its batch back and tries it again, so either way the file is stored whole."""
     url = database_url("postgresql", tmp_path, postgres, request)
     db = migrated(url, request)
     path = write_lines(tmp_path / "a-then-b.jsonl", [litellm("a", NOV_2), litellm("b", NOV_2)])
