@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,12 +68,15 @@ FAKE_AWS = {
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """A moto server on a free loopback port, with the training bucket an administrator would
-    have created."""
+    have created. moto keeps its accounts' state in the process, so what earlier tests in this
+    process made (training jobs, packages) is reset first."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     try:
+        reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 (the loopback server)
         client(url, "s3").create_bucket(Bucket=TRAINING_BUCKET)
         yield url
     finally:
