@@ -185,10 +185,11 @@ def test_the_login_cookie_is_signed_and_expires(
     db: Database, secrets_set: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the portal controls of its login cookie. The cookie itself is written by
-    streamlit-authenticator's JavaScript cookie component (extra-streamlit-components), which
-    cannot set HttpOnly and sets neither Secure nor SameSite: serve the portal over HTTPS
-    behind a proxy that adds them (README). What it holds is a JWT signed with HS256 by the
-    portal's key, carrying only the username and an expiry."""
+    streamlit-authenticator's JavaScript cookie component (extra-streamlit-components): it is
+    SameSite=Strict with a one-day expiry (checked in a real browser by
+    tests/e2e/test_browser.py), but being written by JavaScript it cannot be HttpOnly, and it
+    is not marked Secure: serve the portal over HTTPS (README). What it holds is a JWT signed
+    with HS256 by the portal's key, carrying only the username and an expiry."""
     settings = get_settings()
     make_user(db, "dana", Role.DATA_SCIENTIST)
     st.session_state["logout"] = None

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -159,3 +160,31 @@ def wait_for_cookie(context: BrowserContext, *, present: bool, timeout_s: float 
 
 def main_area(page: Page) -> Locator:
     return page.get_by_test_id("stMain")
+
+
+def choose(page: Page, widget: Locator, option: str) -> None:
+    """Pick ``option`` in a Streamlit selectbox or multiselect (a BaseWeb combobox). A list
+    opened while the page redraws can close again at once, so open it up to three times."""
+    choice = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(3):
+        widget.get_by_role("combobox").click()
+        try:
+            choice.click(timeout=3_000)
+            break
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+            if attempt == 2:
+                raise
+    page.keyboard.press("Escape")
+
+
+def upload_dataset(page: Page, base_url: str, name: str, file: Path) -> None:
+    """From the Registry's datasets, name a dataset, upload ``file`` and press "Check and
+    register"; the caller checks what the page then says."""
+    goto(page, base_url, "/registry?view=datasets")
+    click(page.get_by_test_id("stExpander").get_by_text("Register a dataset version"))
+    page.get_by_label("Dataset name").fill(name)
+    page.locator("input[type=file]").set_input_files(str(file))
+    expect(main_area(page).get_by_text(file.name)).to_be_visible()
+    settle(page)
+    click(page.get_by_role("button", name="Check and register"))

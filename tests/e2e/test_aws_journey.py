@@ -34,7 +34,7 @@ from playwright.sync_api import Browser, Page, expect
 from services.gateway.pricing import PriceBook
 from services.training.samples import sample_chat_records
 from tests.e2e.conftest import ADMIN, Account, Portal, browser_page, start_portal
-from tests.e2e.helpers import ROOT, click, goto, login, main_area, settle, shot
+from tests.e2e.helpers import ROOT, click, goto, login, main_area, settle, shot, upload_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -109,13 +109,7 @@ def aws_portal(
 
 
 def register_dataset(page: Page, portal: Portal, data: Path) -> None:
-    goto(page, portal.url, "/registry?view=datasets")
-    click(page.get_by_test_id("stExpander").get_by_text("Register a dataset version"))
-    page.get_by_label("Dataset name").fill("support-chats")
-    page.locator("input[type=file]").set_input_files(str(data))
-    expect(main_area(page).get_by_text(data.name)).to_be_visible()
-    settle(page)
-    click(page.get_by_role("button", name="Check and register"))
+    upload_dataset(page, portal.url, "support-chats", data)
     expect(page).to_have_url(re.compile(r"dataset=\d+"))
     shot(page, "aws-dataset-registered")
 

@@ -10,15 +10,17 @@ the command line instead). Screenshots of every step land in test-artifacts/e2e/
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.conftest import ADMIN, Account, Portal
 from tests.e2e.helpers import (
+    COOKIE_NAME,
     LOCKED,
     REFUSAL,
+    choose,
     click,
     goto,
     login,
@@ -183,6 +185,13 @@ def test_reload_keeps_the_page_and_the_login(
     user = accounts["reload"]
     login(page, portal.url, user.username, user.password)
     wait_for_cookie(page.context, present=True)
+    # The login cookie as the browser keeps it: never sent by other sites' requests, and gone
+    # after PORTAL_COOKIE_EXPIRY_DAYS (1). A cookie written by JavaScript cannot be HttpOnly,
+    # and Secure is the HTTPS proxy's to add (README, Configuration).
+    (cookie,) = [c for c in page.context.cookies() if c.get("name") == COOKIE_NAME]
+    assert cookie.get("sameSite") == "Strict" and cookie.get("path") == "/", cookie
+    lifetime = cookie.get("expires", 0) - time.time()
+    assert 23 * 3600 < lifetime <= 24 * 3600 + 60, lifetime
 
     open_menu_entry(page, "Usage & costs")
     expect(page).to_have_url(re.compile(r"/usage$"))
@@ -309,8 +318,8 @@ def test_admin_creates_a_team_and_a_user_and_verifies_the_audit_chain(
     user_form.get_by_label("Username", exact=True).fill(new_user.username)
     user_form.get_by_label("Full name", exact=True).fill(new_user.display_name)
     user_form.get_by_label("Email (optional)", exact=True).fill("new.hire@example.com")
-    _choose(page, user_form.get_by_test_id("stSelectbox"), team)
-    _choose(page, user_form.get_by_test_id("stMultiSelect"), "Approver")
+    choose(page, user_form.get_by_test_id("stSelectbox"), team)
+    choose(page, user_form.get_by_test_id("stMultiSelect"), "Approver")
     user_form.get_by_label("Initial password", exact=True).fill(new_user.password)
     user_form.get_by_label("Repeat the password", exact=True).fill(new_user.password)
     shot(page, "admin-user-form")
@@ -380,19 +389,3 @@ def _select_first_row(page: Page, table_key: str) -> None:
     grid.hover()
     page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
     settle(page)
-
-
-def _choose(page: Page, widget: Locator, option: str) -> None:
-    """Pick ``option`` in a Streamlit selectbox or multiselect (a BaseWeb combobox). A list
-    opened while the page redraws can close again at once, so open it up to three times."""
-    choice = page.get_by_role("option", name=option, exact=True)
-    for attempt in range(3):
-        widget.get_by_role("combobox").click()
-        try:
-            choice.click(timeout=3_000)
-            break
-        except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")
-            if attempt == 2:
-                raise
-    page.keyboard.press("Escape")

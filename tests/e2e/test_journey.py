@@ -15,7 +15,6 @@ Every step saves a screenshot in test-artifacts/e2e/ (numbered, prefixed ``journ
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -28,8 +27,7 @@ from pathlib import Path
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
-from playwright.sync_api import Browser, Locator, Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import Browser, Page, expect
 
 from services.training.samples import sample_chat_records
 from services.training.specs import EXPERIMENT_NAME
@@ -37,6 +35,7 @@ from tests.e2e.conftest import ADMIN, Account, Portal, browser_page, start_porta
 from tests.e2e.helpers import (
     ARTIFACTS,
     ROOT,
+    choose,
     click,
     goto,
     login,
@@ -44,6 +43,7 @@ from tests.e2e.helpers import (
     main_area,
     settle,
     shot,
+    upload_dataset,
 )
 
 pytestmark = pytest.mark.e2e
@@ -172,13 +172,7 @@ def fine_tune_on_a_new_dataset(page: Page, portal: Portal, folder: Path) -> str:
     data = folder / "journey-chats.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in sample_chat_records(160, seed=11)))
     login(page, portal.url, SCIENTIST.username, SCIENTIST.password)
-    goto(page, portal.url, "/registry?view=datasets")
-    click(page.get_by_test_id("stExpander").get_by_text("Register a dataset version"))
-    page.get_by_label("Dataset name").fill("journey-chats")
-    page.locator("input[type=file]").set_input_files(str(data))
-    expect(main_area(page).get_by_text(data.name)).to_be_visible()
-    settle(page)
-    click(page.get_by_role("button", name="Check and register"))
+    upload_dataset(page, portal.url, "journey-chats", data)
     expect(page).to_have_url(re.compile(r"dataset=\d+"))
     expect(main_area(page).get_by_text(f"Owner: {TEAM}")).to_be_visible()
     records = main_area(page).get_by_test_id("stMetric").filter(has_text="Records")
@@ -381,18 +375,3 @@ def the_audit_log_verifies(page: Page, portal: Portal) -> None:
 
 def step(page: Page, name: str) -> None:
     shot(page, f"journey-{name}")
-
-
-def choose(page: Page, widget: Locator, option: str) -> None:
-    """Pick ``option`` in a Streamlit selectbox or multiselect; a list opened while the page
-    redraws can close again at once, so open it up to three times."""
-    choice = page.get_by_role("option", name=option, exact=True)
-    for attempt in range(3):
-        widget.get_by_role("combobox").click()
-        with contextlib.suppress(PlaywrightTimeoutError):
-            choice.click(timeout=3_000)
-            break
-        page.keyboard.press("Escape")
-        if attempt == 2:
-            raise AssertionError(f"could not choose {option!r}")
-    page.keyboard.press("Escape")
