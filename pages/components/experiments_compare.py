@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.components.context import settings
-from pages.components.formatting import local_time
+from pages.components.formatting import BAD, GOOD, local_time
 from services.experiments.runs import RunRecord
 from services.experiments.table import (
     Direction,
@@ -20,7 +20,7 @@ from services.experiments.table import (
     transposed,
 )
 
-BETTER, WORSE = "#1a7f37", "#cf222e"
+BETTER, WORSE = GOOD, BAD
 
 
 def direction_overrides(metrics: list[str]) -> dict[str, Direction]:

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from models.user import Role
 
+GOOD, BAD = "#1a7f37", "#cf222e"  # better/worse, pass/fail: readable on light and dark
+
 
 def role_labels(roles: Iterable[str]) -> str:
     return ", ".join(Role(r).label for r in roles) or "no role"

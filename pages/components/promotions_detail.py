@@ -13,7 +13,7 @@ from models.promotion import SideEffectKind
 from pages.components import promotions_actions
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt
-from pages.components.formatting import local_time
+from pages.components.formatting import BAD, GOOD, local_time
 from pages.components.layout import internal_link, job_link, portal_job
 from pages.components.promotions_table import approvals_text, status_badge
 from services import promotions
@@ -94,14 +94,19 @@ def _gates(gates: list[dict[str, Any]]) -> None:
     if not gates:
         st.caption("This policy revision has no metric gates.")
         return
+    table = pd.DataFrame(
+        {
+            "Gate": [g["gate"] for g in gates],
+            "Value": [g["value"] for g in gates],
+            "Result": ["Pass" if g["passed"] else "Fail" for g in gates],
+            "Note": [g.get("reason") or "" for g in gates],
+        }
+    )
+    # Words in colour, not emoji: a browser without an emoji font showed an empty box.
     st.dataframe(
-        pd.DataFrame(
-            {
-                "Gate": [g["gate"] for g in gates],
-                "Value": [g["value"] for g in gates],
-                "Result": ["✅ Pass" if g["passed"] else "❌ Fail" for g in gates],
-                "Note": [g.get("reason") or "" for g in gates],
-            }
+        table.style.map(
+            lambda r: f"color: {GOOD if r == 'Pass' else BAD}; font-weight: 600",
+            subset=["Result"],
         ),
         hide_index=True,
         width="stretch",
