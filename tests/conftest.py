@@ -157,6 +157,16 @@ def db(db_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture
+def app_db() -> Iterator[Database]:
+    """The embedded-default database (in this test's PORTAL_HOME) that the app opens when a
+    test runs it under AppTest."""
+    db = Database(get_settings().resolved_database_url)
+    upgrade_schema(db)
+    yield db
+    db.dispose()
+
+
 def make_user(
     db: Database,
     username: str,

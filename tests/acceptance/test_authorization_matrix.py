@@ -39,7 +39,7 @@ from pages.components.navigation import PAGE_SPECS
 from services import attention, audit, aws, promotions, teams, users
 from services.access import Actor
 from services.config import Settings, get_settings
-from services.db import Database, upgrade_schema
+from services.db import Database
 from services.errors import PermissionDenied
 from services.experiments import curves, detail, register, runs
 from services.gateway import (
@@ -732,15 +732,6 @@ def open_url(at: AppTest, url_path: str) -> AppTest:
     refused page is not a file); Streamlit names a navigation page by the hash of its URL."""
     at._page_hash = calc_hash(url_path)
     return at.run()
-
-
-@pytest.fixture
-def app_db() -> Iterator[Database]:
-    """The embedded-default database the app under test opens (as in tests/ui)."""
-    db = Database(get_settings().resolved_database_url)
-    upgrade_schema(db)
-    yield db
-    db.dispose()
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from models.types import utcnow
 from pages.components.auth_views import SESSION_STARTED_KEY
-from services.config import get_settings
-from services.db import Database, upgrade_schema
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
-
-@pytest.fixture
-def app_db() -> Iterator[Database]:
-    """The embedded-default database the app under test will open."""
-    db = Database(get_settings().resolved_database_url)
-    upgrade_schema(db)
-    yield db
-    db.dispose()
 
 
 def new_app() -> AppTest:
