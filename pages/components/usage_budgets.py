@@ -95,34 +95,47 @@ def render(can_manage: bool) -> None:
         budgets_table(found)
         if any(s.unpriced_requests for s in found):
             st.caption("Unpriced requests are not in the spent amounts.")
-        _burn_down([s for s in found if (s.start, s.end) == month_of(today)])
+        _burn_down(found, month_of(today))
     if choices:
         _forms(choices)
 
 
-def _burn_down(monthly: list[BudgetStatus]) -> None:
-    if not monthly:
+def _burn_down(found: list[BudgetStatus], month: tuple[date, date]) -> None:
+    """A burn-down chart of one budget running today: a team's monthly one or a custom
+    period's (``?budget_team=…&budget_period=…`` keeps the choice in the address)."""
+    if not found:
         return
-    names = list(dict.fromkeys(s.team for s in monthly))
-    wanted = st.query_params.get("budget_team")
-    team = st.columns([1, 2])[0].selectbox(
+    choices = {(s.team, None if (s.start, s.end) == month else s.period): s for s in found}
+    keys = list(choices)
+    wanted = (st.query_params.get("budget_team"), st.query_params.get("budget_period"))
+    picked = st.columns([1, 2])[0].selectbox(
         "Burn-down of",
-        names,
-        index=names.index(wanted) if wanted in names else 0,
-        help="The month's cumulative spend against the team's monthly budget",
+        keys,
+        index=keys.index(wanted) if wanted in choices else 0,
+        format_func=lambda key: f"{key[0]} · {choices[key].period}",
+        help="Cumulative spend against the budget, and the forecast to the period's end",
     )
-    if team != names[0]:
+    team, period = picked
+    if picked != keys[0]:
         st.query_params["budget_team"] = team
+        if period:
+            st.query_params["budget_period"] = period
+        else:
+            st.query_params.pop("budget_period", None)
     else:
         st.query_params.pop("budget_team", None)
-    chart = attempt(lambda: data.burn_down(data.db_url(), current_actor(), team, data.today()))
+        st.query_params.pop("budget_period", None)
+    chart = attempt(
+        lambda: data.burn_down(data.db_url(), current_actor(), team, period, data.today())
+    )
     if chart is None:
         return
     status = chart.status
     st.altair_chart(usage_charts.burn_down_chart(chart, settings().report_tz), width="stretch")
     st.caption(
-        f"{team}: {money(status.spent)} of {money(status.amount)} spent ({status.used:.0%}); "
-        f"forecast {money(status.forecast)} by {status.end:%B %d} ({status.forecast_used:.0%})."
+        f"{team}, {status.period}: {money(status.spent)} of {money(status.amount)} spent "
+        f"({status.used:.0%}); forecast {money(status.forecast)} by {status.end:%B %d} "
+        f"({status.forecast_used:.0%})."
     )
 
 

@@ -79,7 +79,7 @@ def spend_chart(
 
 
 def burn_down_chart(chart: BurnDown, zone: str) -> alt.LayerChart:
-    """Cumulative spend so far (solid), the forecast to the month's end (dashed) and the
+    """Cumulative spend so far (solid), the forecast to the period's end (dashed) and the
     budget with its warning levels (horizontal rules)."""
     status = chart.status
     spent = pd.DataFrame(

@@ -48,8 +48,12 @@ def team_budgets(url: str, actor: Actor, today: date) -> list[BudgetStatus]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=64)
-def burn_down(url: str, actor: Actor, team: str, today: date) -> BurnDown | None:
-    return budgets.burn_down(database(), settings(), actor=actor, team=team, today=today)
+def burn_down(
+    url: str, actor: Actor, team: str, period: str | None, today: date
+) -> BurnDown | None:
+    return budgets.burn_down(
+        database(), settings(), actor=actor, team=team, period=period, today=today
+    )
 
 
 def forget_budgets() -> None:

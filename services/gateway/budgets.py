@@ -104,15 +104,23 @@ def team_budgets(
 
 
 def burn_down(
-    db: Database, settings: Settings, *, actor: Actor, team: str, today: date | None = None
+    db: Database,
+    settings: Settings,
+    *,
+    actor: Actor,
+    team: str,
+    period: str | None = None,
+    today: date | None = None,
 ) -> BurnDown | None:
-    """The month's burn-down of ``team``: spend so far day by day and the forecast line."""
+    """The burn-down of ``team``'s budget for ``period`` (a custom budget's name; its monthly
+    budget when None): spend so far day by day, and the forecast line to the period's end."""
     today = today or today_in(settings)
+    monthly = month_of(today)
     status = next(
         (
             s
             for s in team_budgets(db, settings, actor=actor, today=today)
-            if s.team == team and s.start == month_of(today)[0]
+            if s.team == team and (s.period == period if period else (s.start, s.end) == monthly)
         ),
         None,
     )

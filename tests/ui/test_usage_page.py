@@ -7,7 +7,7 @@ Usage is created through the real ingest path, dated today (the page opens on th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from services import teams
 from services.access import Actor
 from services.config import get_settings
 from services.db import Database
+from services.gateway.budget_admin import add_budget
 from services.gateway.budgets import today_in
 from services.gateway.ingest import ingest
 from tests.conftest import make_user
@@ -160,6 +161,22 @@ def test_manager_sets_a_monthly_budget_and_a_bad_amount_is_kept(
     assert monthly_budget(app_db, traffic.teams["Search"]) == Decimal("250.00")
     assert set(table_with(at, "Forecast (USD)")["Team"]) == {"Payments", "Search"}
     assert widget(at.text_input, "Monthly budget (USD)").value == ""
+
+
+def test_a_custom_period_can_be_drawn_as_a_burn_down(app_db: Database, traffic: Org) -> None:
+    today = today_in(get_settings())
+    manager = Actor("cli", frozenset({Role.MANAGER}))  # budgets are managers' to set
+    add_budget(
+        app_db, actor=manager, team_id=traffic.teams["Payments"], name="Pilot",
+        start=today - timedelta(days=3), end=today + timedelta(days=30), amount="1", warn_at=[90],
+    )  # fmt: skip
+    at = page("mona")
+    chooser = widget(at.selectbox, "Burn-down of")
+    assert chooser.options == ["Payments · " + today.strftime("%B %Y"), "Payments · Pilot"]
+    chooser.set_value(("Payments", "Pilot")).run()
+    assert not at.exception
+    assert "Payments, Pilot: $0.16 of $1.00 spent (16%)" in texts(at)
+    assert at.query_params["budget_period"] == "Pilot"  # the choice stays in the address
 
 
 def test_data_scientist_sees_their_own_requests_then_their_teams_totals(

@@ -85,6 +85,29 @@ def test_burn_down_runs_to_the_month_end(db: Database, spend: dict[str, int]) ->
     assert chart.forecast[-1] == (date(2026, 11, 30), Decimal("1.45"))
 
 
+def test_a_custom_period_has_its_own_burn_down(db: Database, spend: dict[str, int]) -> None:
+    manager = make_user(db, "maria", Role.MANAGER)
+    add_budget(
+        db, actor=manager, team_id=spend["Payments"], name="Q4 pilot",
+        start=date(2026, 10, 1), end=date(2026, 12, 31), amount="5", warn_at=[80],
+    )  # fmt: skip
+    pilot = budgets.burn_down(
+        db, get_settings(), actor=manager, team="Payments", period="Q4 pilot", today=TODAY
+    )
+    monthly = budgets.burn_down(db, get_settings(), actor=manager, team="Payments", today=TODAY)
+    assert pilot is not None and monthly is not None
+    assert pilot.status.period == "Q4 pilot" and pilot.days[0] == date(2026, 10, 1)
+    assert pilot.forecast[-1][0] == date(2026, 12, 31)  # to the period's end, not the month's
+    assert pilot.cumulative[-1] == monthly.cumulative[-1] == Decimal("0.50")
+    assert monthly.status.period == "November 2026" and monthly.days[0] == date(2026, 11, 1)
+    assert (
+        budgets.burn_down(
+            db, get_settings(), actor=manager, team="Payments", period="No such", today=TODAY
+        )
+        is None
+    )
+
+
 def test_custom_periods_and_who_sets_them(db: Database, spend: dict[str, int]) -> None:
     manager = make_user(db, "maria", Role.MANAGER)
     scientist = make_user(db, "dana", Role.DATA_SCIENTIST, team_id=spend["Search"])
