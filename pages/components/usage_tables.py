@@ -129,6 +129,16 @@ def grouped_table(
     return rows[chosen[0]] if chosen and chosen[0] < len(rows) else None
 
 
+FILTER_FIELDS = {
+    "tag": "tags",
+    "team": "teams",
+    "user": "users",
+    "key": "keys",
+    "model": "models",
+    "provider": "providers",
+}
+
+
 def drill_query(query: UsageQuery, row: dict[str, Any]) -> UsageQuery:
     """``query`` narrowed to one grouped row's dimensions."""
     narrowed = replace(query, group_by=())
@@ -136,18 +146,9 @@ def drill_query(query: UsageQuery, row: dict[str, Any]) -> UsageQuery:
         value = row[dimension]
         if dimension == "day":
             narrowed = replace(narrowed, start=value, end=value)
-        elif dimension == "tag":
-            narrowed = replace(narrowed, tags=(value,)) if value else narrowed
-        elif dimension == "team":
-            narrowed = replace(narrowed, teams=(value,))
-        elif dimension == "user":
-            narrowed = replace(narrowed, users=(value,))
-        elif dimension == "key":
-            narrowed = replace(narrowed, keys=(value,))
-        elif dimension == "model":
-            narrowed = replace(narrowed, models=(value,))
-        elif dimension == "provider":
-            narrowed = replace(narrowed, providers=(value,))
+        else:  # "(none)" rows drill into the requests without one ("")
+            only: dict[str, Any] = {FILTER_FIELDS[dimension]: (value or "",)}
+            narrowed = replace(narrowed, **only)
     return narrowed
 
 
@@ -155,8 +156,6 @@ def raw_requests(actor: Actor, query: UsageQuery, row: dict[str, Any]) -> None:
     """The requests behind one grouped row, newest first, a page at a time."""
     what = ", ".join(f"{LABELS[d]} {row[d] or '(none)'}" for d in query.group_by)
     st.markdown(f"#### Requests behind {what}")
-    if "tag" in query.group_by and not row.get("tag"):
-        st.caption("These requests carry no tag; the list shows every request of the range.")
     narrowed = drill_query(query, row)
     key = f"usage-raw-page-{hash((narrowed, query.group_by))}"
     page = int(st.session_state.get(key, 1))

@@ -159,10 +159,22 @@ def _conditions(table: Table, query: UsageQuery) -> list[ColumnElement[bool]]:
     }
     for dimension, values in pairs.items():
         if values:
-            conditions.append(table.c[COLUMN[dimension]].in_(values))
+            column = table.c[COLUMN[dimension]]
+            named = [v for v in values if v]
+            terms: list[ColumnElement[bool]] = [column.in_(named)] if named else []
+            if len(named) < len(values):  # "" asks for the rows without one
+                terms.append(or_(column.is_(None), column == ""))
+            conditions.append(or_(*terms))
     if query.tags:
-        conditions.append(or_(*(_has_tag(table, tag) for tag in query.tags)))
+        tags = [_has_tag(table, tag) if tag else _untagged(table) for tag in query.tags]
+        conditions.append(or_(*tags))
     return conditions
+
+
+def _untagged(table: Table) -> ColumnElement[bool]:
+    if table is EVENTS:  # a JSON list
+        return table.c.tags.cast(String) == "[]"
+    return table.c.tags == ""
 
 
 def _has_tag(table: Table, tag: str) -> ColumnElement[bool]:

@@ -21,7 +21,8 @@ MAX_DAYS = 400
 
 @dataclass(frozen=True)
 class UsageQuery:
-    """A date range (inclusive, reporting time zone days), filters and a grouping."""
+    """A date range (inclusive, reporting time zone days), filters and a grouping. In a
+    filter, "" stands for "none": the requests with no team, user, key or tag."""
 
     start: date
     end: date

@@ -111,6 +111,21 @@ def test_drill_down_lists_the_requests_behind_a_number(traffic: Database) -> Non
     assert page.total == 3 and [e.request_id for e in page.rows] == ["a3", "a2", "a1"]
 
 
+def test_none_rows_drill_into_the_requests_without_one(traffic: Database, tmp_path: Path) -> None:
+    loose = litellm("n1", NOON, user=None, team=None, key=None, request_tags=[])
+    loose["metadata"]["user_api_key_team_id"] = None  # no team at all
+    location = str(write_lines(tmp_path / "n.jsonl", [loose]))
+    ingest(traffic, get_settings(), actor=CLI, location=location, source=UsageSource.LITELLM)
+    by_team = reports.grouped(traffic, actor=CLI, query=query(group_by=("team", "tag")))
+    assert {(r["team"], r["tag"]): r["requests"] for r in by_team}[("", "")] == 1  # "(none)"
+    for narrowed in (query(teams=("",)), query(tags=("",)), query(users=("",), keys=("",))):
+        raw = reports.raw_requests(traffic, actor=CLI, query=narrowed)
+        assert [e.request_id for e in raw.rows] == ["n1"], narrowed
+        assert reports.kpis(traffic, actor=CLI, query=narrowed).requests == 1
+    both = reports.kpis(traffic, actor=CLI, query=query(teams=("Search", "")))
+    assert both.requests == 3  # carol's two and the one without a team
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
