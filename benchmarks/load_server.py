@@ -6,20 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.portal_sessions import PortalSession, login_cookie
 from services.config import Settings
+from tests.processes import free_port, stop_group, streamlit_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 COOKIE_NAME: str = Settings.model_fields["cookie_name"].default
@@ -133,7 +130,7 @@ class Server:
     async def started(self) -> None:
         """Wait until the server answers its health check."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not await asyncio.to_thread(_healthy, self.url):
+        while not await asyncio.to_thread(streamlit_healthy, self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start:\n{self.log.read_text()[-3000:]}")
             await asyncio.sleep(0.25)
@@ -159,9 +156,7 @@ class Server:
 @contextlib.asynccontextmanager
 async def running_portal(env: dict[str, str], home: Path) -> AsyncIterator[Server]:
     """``streamlit run app.py`` on a free loopback port (see ``Server.started``)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = home.parent / "streamlit.log"
     command = [
         sys.executable,
@@ -182,19 +177,4 @@ async def running_portal(env: dict[str, str], home: Path) -> AsyncIterator[Serve
     try:
         yield Server(f"http://127.0.0.1:{port}", process, log, env["PORTAL_COOKIE_KEY"])
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+        stop_group(process)

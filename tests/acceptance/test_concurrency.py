@@ -32,10 +32,11 @@ from services.config import get_settings
 from services.db import Database, upgrade_schema
 from services.gateway.ingest import IngestResult, ingest
 from tests.conftest import PostgresSchemas, database_url, make_user
+from tests.processes import free_port
 from tests.promotion_support import Cast, file_request, model_with_versions
 from tests.training_support import launch_local, new_key, register_chat_dataset
 from tests.unit.gateway.support import SAMPLES, litellm, write_lines
-from tests.unit.promotions.test_cli_sync import SECRET, Receiver, free_port, receiving_on
+from tests.unit.promotions.test_cli_sync import SECRET, Receiver, receiving_on
 
 T = TypeVar("T")
 NOV_2 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()

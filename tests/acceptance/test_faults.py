@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +70,7 @@ from tests.integration.promotions.conftest import (
     version_row,
 )
 from tests.integration.registry.conftest import ACCOUNT, REGION, offline_sdks
+from tests.processes import free_port
 from tests.promotion_support import cast, file_request
 from tests.training_support import launch_local, new_key, register_chat_dataset
 from tests.unit.gateway.support import events, litellm, rollups
@@ -414,17 +414,11 @@ def test_an_ingest_cut_off_in_the_middle_of_an_object_completes_later_counted_on
 # -- the MLflow tracking server down -------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:  # bound, never listening: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("page", ["experiments search", "run detail"])
 def test_a_tracking_server_that_is_down_is_named_plainly_and_quickly(
     page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uri = f"http://127.0.0.1:{closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("PORTAL_MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # the portal's own defaults
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -8,13 +8,9 @@ import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +20,7 @@ from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect,
 
 from tests.conftest import require_or_skip
 from tests.e2e.helpers import ARTIFACTS, COMPONENT_TRACKER, ROOT, goto
+from tests.processes import free_port, stop_group, streamlit_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -119,20 +116,6 @@ for account in wanted:
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _tail(path: Path, lines: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -150,19 +133,6 @@ def _portal_env(home: Path) -> dict[str, str]:
     env["PORTAL_BCRYPT_ROUNDS"] = "4"
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +170,7 @@ def start_portal(
     """``streamlit run app.py`` on a free port with PORTAL_HOME ``home`` (the test process's
     own ``PORTAL_*`` settings left out) plus ``env_overrides``, its output in ``log``, warmed
     up by a first visit to "/"; stopped with its whole process group on leaving."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**_portal_env(home), **(env_overrides or {})}
     command = [
@@ -216,7 +186,7 @@ def start_portal(
         )  # fmt: skip
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _healthy(url):
+        while not streamlit_healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 state = (
                     f"exited with {process.returncode}"
@@ -236,7 +206,7 @@ def start_portal(
             context.close()
         yield Portal(url=url, home=home, env=env, log=log, process=process)
     finally:
-        _stop(process)
+        stop_group(process)
 
 
 @pytest.fixture(scope="session")

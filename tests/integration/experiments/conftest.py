@@ -4,24 +4,17 @@ benchmark): SQLite store and artifacts in a temporary folder, a free loopback po
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import free_port, stop_group
 
 
 @contextmanager
@@ -55,7 +48,7 @@ def running_mlflow_server(
         _wait_until_healthy(server, url, startup_timeout, log_path)
         yield url
     finally:
-        _stop(server)
+        stop_group(server, grace=15)
 
 
 def _wait_until_healthy(
@@ -72,20 +65,6 @@ def _wait_until_healthy(
             pass
         time.sleep(0.3)
     raise RuntimeError(f"mlflow server not healthy after {timeout:g} s:\n{log_path.read_text()}")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's own process group (it and its workers), SIGKILL to stragglers."""
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from services.errors import ExternalServiceError
 from services.experiments import histories, history_sources
 from services.experiments.histories import clear_cache, load_histories
-from tests.integration.experiments.conftest import free_port
+from tests.processes import free_port
 
 KEYS = ["loss", "accuracy"]
 CLOCK_MS = itertools.count(1_700_000_000_000)  # each point logged after the one before

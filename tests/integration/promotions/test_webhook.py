@@ -17,7 +17,6 @@ from services import promotions
 from services.config import Settings, get_settings
 from services.db import Database
 from services.promotions.targets import webhook
-from tests.integration.experiments.conftest import free_port
 from tests.integration.promotions.conftest import (
     WEBHOOK_SECRET,
     Receiver,
@@ -27,6 +26,7 @@ from tests.integration.promotions.conftest import (
     version_row,
     webhook_settings,
 )
+from tests.processes import free_port
 from tests.promotion_support import Cast, file_request
 
 

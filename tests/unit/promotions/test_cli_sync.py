@@ -4,7 +4,6 @@ demand: side effects that failed are tried again, and the exit code says if any 
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from services import promotions
 from services.cli import main
 from services.config import get_settings
 from services.db import Database
+from tests.processes import free_port
 from tests.promotion_support import Cast, file_request, model_with_versions
 
 SECRET = "s" * 40
@@ -36,12 +36,6 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
