@@ -16,9 +16,13 @@ from datetime import timedelta
 
 from streamlit.testing.v1 import AppTest
 
-from benchmarks import figures
-from benchmarks.figures import Figure
-from benchmarks.harness import floor_app, signed_in_page, use_portal_home, warm_reruns
+from benchmarks.harness import (
+    floor_app,
+    report_page_rerun,
+    signed_in_page,
+    use_portal_home,
+    warm_reruns,
+)
 
 
 def seed(count: int) -> None:
@@ -108,20 +112,8 @@ def main() -> None:
     )
     print(f"Floor: a page showing only a 10,000-row table:       {flo:7.1f} ms")
     print(f"Jobs view / floor: {med / flo:.2f}x")
-    figures.report(
-        "jobs_page",
-        [
-            Figure(
-                f"warm rerun, filtered job list, {args.jobs:,} jobs",
-                med,
-                "ms",
-                "< 150 ms",
-                med < 150,
-                f"{med / flo:.1f}x the floor",
-            ),
-            Figure("same, query cache cleared", unc, "ms", ratio=f"{unc / med:.2f}x cached"),
-            Figure("floor: page with only a 10,000-row table", flo, "ms"),
-        ],
+    report_page_rerun(
+        "jobs_page", f"warm rerun, filtered job list, {args.jobs:,} jobs", med, unc, flo
     )
 
 
