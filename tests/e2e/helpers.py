@@ -129,6 +129,14 @@ def login(page: Page, base_url: str, username: str, password: str) -> None:
     expect(page.get_by_test_id("stSidebar")).to_contain_text(username)
 
 
+def logout(page: Page) -> None:
+    """Log out and wait until the login cookie is gone: a component in the page deletes it a
+    moment after the run, and a page opened before that logs the same user straight back in."""
+    click(logout_button(page))
+    expect(login_form(page)).to_be_visible()
+    wait_for_cookie(page.context, present=False)
+
+
 def menu(page: Page) -> list[str]:
     """The titles of the menu entries in the sidebar, top to bottom."""
     links = page.get_by_test_id("stSidebarNav").get_by_test_id("stSidebarNavLink")

@@ -33,13 +33,12 @@ from services.training.samples import sample_chat_records
 from services.training.specs import EXPERIMENT_NAME
 from tests.e2e.conftest import ADMIN, Account, Portal, browser_page, start_portal
 from tests.e2e.helpers import (
-    ARTIFACTS,
     ROOT,
     choose,
     click,
     goto,
     login,
-    logout_button,
+    logout,
     main_area,
     settle,
     shot,
@@ -63,10 +62,12 @@ REQUESTS = 12  # through the LiteLLM callback, 900 input and 150 output tokens e
 
 
 @pytest.fixture(scope="module")
-def journey_portal(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+def journey_portal(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[Portal]:
     """A portal of the journey's own: nothing exists yet, not even an administrator."""
     home = tmp_path_factory.mktemp("journey") / "portal-home"
-    with start_portal(browser=browser, home=home, log=ARTIFACTS / "journey-server.log") as portal:
+    with start_portal(browser=browser, home=home, log=artifacts / "journey-server.log") as portal:
         yield portal
 
 
@@ -144,7 +145,7 @@ def set_up_the_organisation(page: Page, portal: Portal) -> None:
     click(form.get_by_role("button", name="Save model price"))
     expect(page.get_by_text(re.compile(rf"{GATEWAY_MODEL}"))).not_to_have_count(0)
     step(page, "gateway-price")
-    click(logout_button(page))
+    logout(page)
 
 
 def create_user(page: Page, account: Account) -> None:
@@ -287,7 +288,7 @@ def approve_twice(person: Page, portal: Portal, request_url: str) -> None:
         click(main_area(person).get_by_role("button", name="Approve"))
         expect(main_area(person).get_by_text(f"{number} of 2 approvals")).to_be_visible()
         step(person, f"approval-{number}")
-        click(logout_button(person))
+        logout(person)
 
 
 def check_the_model_card(page: Page, card_url: str) -> None:
@@ -364,7 +365,7 @@ def the_manager_exports_the_team_report(person: Page, portal: Portal, folder: Pa
 
 
 def the_audit_log_verifies(page: Page, portal: Portal) -> None:
-    click(logout_button(page))
+    logout(page)
     login(page, portal.url, ADMIN.username, ADMIN.password)
     goto(page, portal.url, "/admin")
     page.get_by_role("tab", name="Audit log").click()
