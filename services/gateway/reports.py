@@ -89,7 +89,9 @@ def kpis(db: Database, *, actor: Actor, query: UsageQuery) -> Kpis:
 def raw_requests(
     db: Database, *, actor: Actor, query: UsageQuery, page: int = 1, page_size: int = 100
 ) -> Page[UsageEvent]:
-    """The stored requests behind a report, newest first (what a number is made of)."""
+    """The stored requests behind a report, newest first (what a number is made of). Ordered
+    by day first, so that a page is read from the day index a day at a time instead of sorting
+    every request of the range (a day is the time's date in the reporting zone: same order)."""
     with db.read() as session:
         query = visible_query(session, actor, query, requests=True)
         conditions = _conditions(EVENTS, query)
@@ -99,7 +101,7 @@ def raw_requests(
         found = session.scalars(
             select(UsageEvent)
             .where(*conditions)
-            .order_by(EVENTS.c.occurred_at.desc(), EVENTS.c.id.desc())
+            .order_by(EVENTS.c.day.desc(), EVENTS.c.occurred_at.desc(), EVENTS.c.id.desc())
             .limit(page_size)
             .offset((page - 1) * page_size)
         ).all()
