@@ -25,6 +25,7 @@ from models.team import Team, TeamCreate, TeamPublic, TeamUpdate
 from models.training import Backend, ComputePrice, FineTuneJob, JobEvent, JobStatus
 from models.usage import (
     Budget,
+    BudgetAlert,
     GatewayModelLink,
     IdentityMapping,
     IngestedFile,
@@ -42,6 +43,7 @@ __all__ = [
     "AuditEventPublic",
     "Backend",
     "Budget",
+    "BudgetAlert",
     "ComputePrice",
     "Dataset",
     "DatasetCreate",

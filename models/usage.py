@@ -217,3 +217,37 @@ class GatewayModelLink(SQLModel, table=True):
     linked_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+
+
+class BudgetAlert(SQLModel, table=True):
+    """A warning level of a team's budget that its spend crossed, told to the budget alert
+    webhook once (``PORTAL_BUDGET_WEBHOOK_URL``). One row per team, period and level: the
+    unique key is what makes a level alert once however many checks run at the same time.
+    ``status`` is pending (not yet delivered), sending (a check is telling the webhook, since
+    ``claimed_at``), sent, failed (tried again by the next check) or superseded (a higher
+    level was crossed at the same check and told instead)."""
+
+    __tablename__ = "usage_budget_alert"
+    __table_args__ = (
+        UniqueConstraint(
+            "team", "period", "period_start", "period_end", "level", name="uq_budget_alert_level"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team: str = Field(max_length=100)
+    period: str = Field(max_length=100)
+    period_start: date
+    period_end: date
+    level: int
+    amount: Decimal = Field(sa_type=PRICE)
+    spent: Decimal = Field(sa_type=PRICE)
+    forecast: Decimal = Field(sa_type=PRICE)
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    crossed_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

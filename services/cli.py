@@ -245,8 +245,26 @@ def cmd_usage_ingest(args: argparse.Namespace) -> int:
         print(rejection.describe(), file=sys.stderr)
     if result.rejected > len(result.rejections):
         print(f"… and {result.rejected - len(result.rejections)} more rejected", file=sys.stderr)
+    _check_budget_alerts(say_when_off=False)  # the ingest succeeded whatever the webhook says
     print(result.summary())
     return EXIT_OK
+
+
+def cmd_usage_alerts(args: argparse.Namespace) -> int:
+    return _check_budget_alerts(say_when_off=True)
+
+
+def _check_budget_alerts(*, say_when_off: bool) -> int:
+    """Tell the budget webhook of newly crossed warning levels (on stderr: what was sent and
+    what failed, which the next check tries again); exit 1 if a delivery failed."""
+    from services.gateway.budget_alerts import check_alerts
+
+    run = check_alerts(_database(), get_settings(), actor=Actor.command_line())
+    for error in run.errors:
+        print(error, file=sys.stderr)
+    if run.configured or say_when_off:
+        print(run.summary(), file=sys.stderr)
+    return EXIT_FAILED if run.errors else EXIT_OK
 
 
 def cmd_usage_report(args: argparse.Namespace) -> int:
@@ -381,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("location", metavar="PATH_OR_S3_URI")
     ingest_cmd.add_argument("--format", required=True, choices=["litellm", "bedrock"])
     ingest_cmd.set_defaults(run=cmd_usage_ingest)
+    usage_sub.add_parser(
+        "alerts",
+        help="tell the budget webhook (PORTAL_BUDGET_WEBHOOK_URL) of warning levels crossed "
+        "since the last check; exit 1 if a delivery failed (usage ingest checks too)",
+    ).set_defaults(run=cmd_usage_alerts)
     report_cmd = usage_sub.add_parser(
         "report", help="usage and cost from the daily rollups, grouped, as CSV or JSON"
     )

@@ -95,20 +95,32 @@ class Settings(BaseSettings):
         default=None, description="Shared secret that signs the promotion webhook's body"
     )
 
+    budget_webhook_url: str | None = Field(
+        default=None,
+        description="URL told when a team's spend crosses a budget warning level (signed POST)",
+    )
+    budget_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret that signs the budget alert webhook's body"
+    )
+
     @model_validator(mode="after")
-    def _webhook_needs_secret(self) -> Settings:
-        if self.promotion_webhook_url and self.promotion_webhook_secret is None:
-            raise ValueError(
-                "PORTAL_PROMOTION_WEBHOOK_URL is set without PORTAL_PROMOTION_WEBHOOK_SECRET: "
-                "an unsigned deployment webhook could be forged; set a secret of at least "
-                f"{MIN_COOKIE_KEY_LENGTH} characters"
-            )
-        secret = self.promotion_webhook_secret
-        if secret is not None and len(secret.get_secret_value()) < MIN_COOKIE_KEY_LENGTH:
-            raise ValueError(
-                f"PORTAL_PROMOTION_WEBHOOK_SECRET must be at least {MIN_COOKIE_KEY_LENGTH} "
-                "characters"
-            )
+    def _webhooks_need_secrets(self) -> Settings:
+        hooks = (
+            ("PROMOTION", "deployment", self.promotion_webhook_url, self.promotion_webhook_secret),
+            ("BUDGET", "budget alert", self.budget_webhook_url, self.budget_webhook_secret),
+        )
+        for name, what, url, secret in hooks:
+            if url and secret is None:
+                raise ValueError(
+                    f"PORTAL_{name}_WEBHOOK_URL is set without PORTAL_{name}_WEBHOOK_SECRET: an "
+                    f"unsigned {what} webhook could be forged; set a secret of at least "
+                    f"{MIN_COOKIE_KEY_LENGTH} characters"
+                )
+            if secret is not None and len(secret.get_secret_value()) < MIN_COOKIE_KEY_LENGTH:
+                raise ValueError(
+                    f"PORTAL_{name}_WEBHOOK_SECRET must be at least {MIN_COOKIE_KEY_LENGTH} "
+                    "characters"
+                )
         return self
 
     @field_validator("budget_warnings")

@@ -15,11 +15,11 @@ from pages.components import usage_charts
 from pages.components import usage_data as data
 from pages.components.context import current_actor, database, settings
 from pages.components.feedback import attempt, flash, form_key, renew_form, show_error
-from pages.components.formatting import money, table_height
+from pages.components.formatting import local_time, money, table_height
 from pages.components.layout import internal_link
 from services import teams
 from services.errors import ValidationError
-from services.gateway import budget_admin
+from services.gateway import budget_admin, budget_alerts
 from services.gateway.budgets import BudgetStatus, month_of
 
 
@@ -65,7 +65,7 @@ def budgets_table(found: list[BudgetStatus]) -> None:
     )
 
 
-def render(can_manage: bool) -> None:
+def render(can_manage: bool, *, sees_all: bool) -> None:
     st.subheader("Budgets", anchor=False)
     actor = current_actor()
     today = data.today()
@@ -96,8 +96,64 @@ def render(can_manage: bool) -> None:
         if any(s.unpriced_requests for s in found):
             st.caption("Unpriced requests are not in the spent amounts.")
         _burn_down(found, month_of(today))
+    if sees_all:
+        _alerts()
     if choices:
         _forms(choices)
+
+
+ALERT_STATUS = {
+    "pending": "waiting",
+    "sending": "sending",
+    "sent": "sent",
+    "failed": "failed, tried again at the next check",
+    "superseded": "not sent: a higher level was crossed at once",
+}
+
+
+def _alerts() -> None:
+    """What the budget alert webhook was told (managers and admins)."""
+    configured = bool(settings().budget_webhook_url)
+    found = attempt(lambda: budget_alerts.recent_alerts(database(), actor=current_actor()))
+    if found is None:
+        return
+    title = f"Budget alerts ({len(found)})" if found else "Budget alerts"
+    with st.expander(title, icon=":material/notifications:"):
+        if not configured:
+            st.caption(
+                "Off. An administrator sets PORTAL_BUDGET_WEBHOOK_URL and "
+                "PORTAL_BUDGET_WEBHOOK_SECRET to have each warning level a team crosses "
+                "posted once to a webhook (checked after every `usage ingest` and by "
+                "`usage alerts`)."
+            )
+        if not found:
+            if configured:
+                st.caption("No team has crossed a warning level since alerts were turned on.")
+            return
+        zone = settings().zone
+        shown = pd.DataFrame(
+            {
+                "Team": [a.team for a in found],
+                "Period": [a.period for a in found],
+                "Level": [f"{a.level}%" for a in found],
+                "Spent (USD)": [float(a.spent) for a in found],
+                "Budget (USD)": [float(a.amount) for a in found],
+                "Status": [ALERT_STATUS.get(a.status, a.status) for a in found],
+                "Crossed": [local_time(a.crossed_at, zone) for a in found],
+                "Sent": [local_time(a.sent_at, zone) for a in found],
+                "Error": [a.last_error or "" for a in found],
+            }
+        )
+        st.dataframe(
+            shown,
+            hide_index=True,
+            width="stretch",
+            height=table_height(len(shown), max_rows=10),
+            column_config={
+                "Spent (USD)": st.column_config.NumberColumn(format="dollar"),
+                "Budget (USD)": st.column_config.NumberColumn(format="dollar"),
+            },
+        )
 
 
 def _burn_down(found: list[BudgetStatus], month: tuple[date, date]) -> None:

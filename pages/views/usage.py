@@ -114,7 +114,7 @@ else:
 
 if sees_all or has_team:
     st.divider()
-    usage_budgets.render(Permission.MANAGE_BUDGETS in granted)
+    usage_budgets.render(Permission.MANAGE_BUDGETS in granted, sees_all=sees_all)
 if sees_all:
     st.divider()
     usage_billing.render(query.start, query.end)

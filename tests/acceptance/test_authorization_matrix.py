@@ -48,6 +48,7 @@ from services.gateway import (
 from services.gateway import (
     billing,
     budget_admin,
+    budget_alerts,
     ingest,
     model_usage,
     reprice,
@@ -193,6 +194,8 @@ MATRIX: dict[str, Row] = {
     "ingest usage logs": row("gateway", "gateway/ingest.py:ingest", AD),
     "reprice unpriced usage": row("gateway", "gateway/reprice.py:reprice_unpriced", AD),
     "prune usage events": row("gateway", "gateway/retention.py:prune_events", AD),
+    "check budget alerts": row("gateway", "gateway/budget_alerts.py:check_alerts", AD),
+    "list budget alerts": row("gateway", "gateway/budget_alerts.py:recent_alerts", MG, AD),
     "reconcile with the bill": row("gateway", "gateway/billing.py:reconcile", MG, AD),
     "see usage": row("gateway", "gateway/scope.py:usage_viewer", DS, AP, MG, AD),
 }
@@ -572,6 +575,10 @@ RUNS["reprice unpriced usage"] = lambda w, a: reprice.reprice_unpriced(
 RUNS["prune usage events"] = lambda w, a: retention.prune_events(
     w.db, actor=a, keep_days=30, today=date(2026, 11, 10)
 )
+RUNS["check budget alerts"] = lambda w, a: budget_alerts.check_alerts(
+    w.db, w.settings, actor=a, today=date(2026, 11, 10)
+)
+RUNS["list budget alerts"] = lambda w, a: budget_alerts.recent_alerts(w.db, actor=a)
 
 
 @drives("reconcile with the bill")

@@ -8,15 +8,22 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from models.team import TeamCreate
+from services import teams
+from services.access import Actor
 from services.cli import main
 from services.config import get_settings
 from services.db import Database
 from tests.conftest import PASSWORD
+from tests.unit.gateway.support import litellm, write_lines
+from tests.webhook_receiver import serve_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -264,3 +271,35 @@ def test_usage_ingest_keeps_litellm_out_of_the_cli_start_up() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_usage_ingest_tells_the_budget_webhook_and_usage_alerts_retries(
+    cli_db: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    run(monkeypatch, capsys, "init", "--skip-mlflow")
+    code, _, err = run(monkeypatch, capsys, "usage", "alerts")
+    assert code == 0 and err.strip() == "alerts=off (PORTAL_BUDGET_WEBHOOK_URL is not set)"
+    db = Database(cli_db)
+    teams.create_team(
+        db, actor=Actor.command_line(), data=TeamCreate(name="Payments", monthly_budget=Decimal(1))
+    )
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=10).timestamp()
+    logs = write_lines(
+        tmp_path / "usage.jsonl",
+        [litellm(f"r{i}", month + i, response_cost=0.3) for i in range(3)],  # $0.90 of $1.00
+    )
+    with serve_receiver("/hooks/budget") as hook:
+        monkeypatch.setenv("PORTAL_BUDGET_WEBHOOK_URL", hook.url)
+        monkeypatch.setenv("PORTAL_BUDGET_WEBHOOK_SECRET", "s" * 32)
+        get_settings.cache_clear()
+        hook.answers = [503]
+        code, out, err = run(
+            monkeypatch, capsys, "usage", "ingest", str(logs), "--format", "litellm"
+        )
+        assert code == 0, err  # the ingest itself succeeded
+        assert out.splitlines()[-1] == "ingested=3 duplicates=0 rejected=0"
+        assert "Payments" in err and "answered HTTP 503" in err and "alerts_failed=1" in err
+        code, _, err = run(monkeypatch, capsys, "usage", "alerts")
+        assert code == 0 and err.strip() == "alerts_sent=1 alerts_failed=0"
+        assert [json.loads(d.body)["level_percent"] for d in hook.deliveries] == [90, 90]
+    db.dispose()

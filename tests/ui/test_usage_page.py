@@ -1,6 +1,7 @@
 """The Usage & costs page through AppTest: what each role sees (managers and admins every
 team, data scientists their own requests or their team's totals, approvers their own), the
-unpriced warning, the empty state, budgets set from the page, and managers' Home panel.
+unpriced warning, the empty state, budgets set from the page, the budget alerts told to the
+webhook, and managers' Home panel.
 
 Usage is created through the real ingest path, dated today (the page opens on this month)."""
 
@@ -22,12 +23,14 @@ from services import teams
 from services.access import Actor
 from services.config import get_settings
 from services.db import Database
+from services.gateway import budget_alerts
 from services.gateway.budget_admin import add_budget
 from services.gateway.budgets import today_in
 from services.gateway.ingest import ingest
 from tests.conftest import make_user
 from tests.ui.conftest import signed_in, texts
 from tests.unit.gateway.support import litellm, write_lines
+from tests.webhook_receiver import serve_receiver
 
 PAGE = "pages/views/usage.py"
 HOME = "pages/views/home.py"
@@ -287,3 +290,32 @@ def test_manager_adds_a_budget_for_a_custom_period(app_db: Database, traffic: Or
     assert not at.exception
     budgets = table_with(at, "Forecast (USD)")
     assert "Q4 launch" in list(budgets["Period"])
+
+
+def test_managers_see_what_the_budget_webhook_was_told(
+    app_db: Database, traffic: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = page("mona")
+    assert "Budget alerts" in [e.label for e in at.expander]
+    assert any("PORTAL_BUDGET_WEBHOOK_URL" in c.value for c in at.caption)  # off, and how to
+
+    with serve_receiver("/hooks/budget") as hook:
+        monkeypatch.setenv("PORTAL_BUDGET_WEBHOOK_URL", hook.url)
+        monkeypatch.setenv("PORTAL_BUDGET_WEBHOOK_SECRET", "s" * 32)
+        get_settings.cache_clear()
+        run = budget_alerts.check_alerts(app_db, get_settings(), actor=Actor.command_line())
+        assert len(run.sent) == 1 and len(hook.deliveries) == 1
+
+    at = page("mona")
+    assert not at.exception
+    assert "Budget alerts (3)" in [e.label for e in at.expander]
+    alerts = table_with(at, "Level")
+    # $0.16 of $0.10 at once: 100% is told, 80% and 90% are recorded as passed over
+    assert dict(zip(alerts["Level"], alerts["Status"], strict=True)) == {
+        "100%": "sent",
+        "90%": "not sent: a higher level was crossed at once",
+        "80%": "not sent: a higher level was crossed at once",
+    }
+    alice = page("alice")
+    assert not alice.exception
+    assert not [e for e in alice.expander if e.label.startswith("Budget alerts")]

@@ -4,11 +4,8 @@ deployment webhook. Nothing reaches real AWS or the internet."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,10 +21,11 @@ from services.promotions import RequestFilter
 from services.registry import assets
 from tests.integration.registry.conftest import REGION, aws_settings, offline_sdks
 from tests.promotion_support import Cast, cast
+from tests.webhook_receiver import Delivery, Receiver, serve_receiver
 
 # The registry suite's fixtures: fake AWS credentials, no profile files, no MLflow
 # telemetry; settings whose every boto3 call moto answers.
-__all__ = ["REGION", "aws_settings", "offline_sdks"]
+__all__ = ["REGION", "Delivery", "Receiver", "aws_settings", "offline_sdks"]
 
 WEBHOOK_SECRET = "s3cret-shared-with-the-deployment-pipeline-0123"
 
@@ -96,55 +94,11 @@ def status_label(db: Database, people: Cast, request_id: int) -> str:
     return next(r.status_label for r in page.rows if r.request.id == request_id)
 
 
-@dataclass
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A deployment pipeline's webhook endpoint: records every POST and answers with the
-    next queued status (200 once the queue is empty)."""
-
-    url: str
-    deliveries: list[Delivery] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
-    delay: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            hook = state[0]
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if hook.delay:
-                threading.Event().wait(hook.delay)
-            with hook.lock:
-                hook.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-                status = hook.answers.pop(0) if hook.answers else 200
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"deploy pipeline is down")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    host, port = server.server_address[:2]
-    state.append(Receiver(url=f"http://{host!s}:{port}/hooks/promotion"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state[0]
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    """The deployment pipeline's webhook endpoint."""
+    with serve_receiver("/hooks/promotion") as hook:
+        yield hook
 
 
 def webhook_settings(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
