@@ -106,8 +106,8 @@ ALERT_STATUS = {
     "pending": "waiting",
     "sending": "sending",
     "sent": "sent",
-    "failed": "failed, tried again at the next check",
-    "superseded": "not sent: a higher level was crossed at once",
+    "failed": "failed: tried again at the next check",
+    "superseded": "skipped: a higher level was told",
 }
 
 
@@ -131,19 +131,18 @@ def _alerts() -> None:
                 st.caption("No team has crossed a warning level since alerts were turned on.")
             return
         zone = settings().zone
-        shown = pd.DataFrame(
-            {
-                "Team": [a.team for a in found],
-                "Period": [a.period for a in found],
-                "Level": [f"{a.level}%" for a in found],
-                "Spent (USD)": [float(a.spent) for a in found],
-                "Budget (USD)": [float(a.amount) for a in found],
-                "Status": [ALERT_STATUS.get(a.status, a.status) for a in found],
-                "Crossed": [local_time(a.crossed_at, zone) for a in found],
-                "Sent": [local_time(a.sent_at, zone) for a in found],
-                "Error": [a.last_error or "" for a in found],
-            }
-        )
+        columns = {
+            "Team": [a.team for a in found],
+            "Period": [a.period for a in found],
+            "Level": [f"{a.level}%" for a in found],
+            "Spent (USD)": [float(a.spent) for a in found],
+            "Budget (USD)": [float(a.amount) for a in found],
+            "Status": [ALERT_STATUS.get(a.status, a.status) for a in found],
+            "When": [local_time(a.sent_at or a.crossed_at, zone) for a in found],
+        }
+        if any(a.last_error for a in found):
+            columns["Last error"] = [a.last_error or "" for a in found]
+        shown = pd.DataFrame(columns)
         st.dataframe(
             shown,
             hide_index=True,
