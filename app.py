@@ -72,7 +72,7 @@ def main() -> None:
             return
         st.session_state[auth_views.SETUP_DONE_KEY] = True
         authenticator = auth_views.build_authenticator(db, settings)
-        auth_views.end_session_if_requested(authenticator)
+        auth_views.end_session_if_requested(authenticator, db)
         user = auth_views.resolve_user(authenticator, db, settings)
     except PortalError as error:
         auth_views.startup_failure(error)

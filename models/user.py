@@ -122,6 +122,8 @@ class User(UserBase, table=True):
     failed_login_count: int = Field(default=0)
     locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     last_login_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    sessions_ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    """When the user last logged out: a login cookie issued before then no longer logs in."""
     password_changed_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

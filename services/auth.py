@@ -100,6 +100,26 @@ def _check_account(session: Session, user: User, password: str, now: datetime) -
     return None
 
 
+def end_sessions(db: Database, username: str) -> None:
+    """Log ``username`` out for good: a login cookie issued before now no longer logs in,
+    whether a browser still holds it (it is deleted a moment after the logout, by the page)
+    or someone copied it. Every browser the account is logged in on is logged out."""
+    with db.write() as session:
+        user = session.exec(select(User).where(User.username == username.lower())).one_or_none()
+        if user is None:
+            return
+        user.sessions_ended_at = utcnow()
+        session.add(user)
+        audit.record(
+            session,
+            actor=user.username,
+            action="auth.logout",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"{user.username} logged out",
+        )
+
+
 def active_user(db: Database, username: str | None) -> User | None:
     """The active account behind a login session, or None if it is gone or disabled."""
     if not username:

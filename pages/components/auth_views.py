@@ -112,6 +112,8 @@ def resolve_user(
         reason = "Your account is disabled or no longer exists."
     elif started is None or user.password_changed_at > started:
         reason = "Your password was changed. Please log in again."
+    elif user.sessions_ended_at is not None and user.sessions_ended_at >= started:
+        reason = "This session has ended: you logged out. Please log in again."
     if reason is not None:
         authenticator.logout(location="unrendered")
         st.session_state.pop(USER_KEY, None)
@@ -215,10 +217,14 @@ def request_logout() -> None:
     st.session_state[LOGOUT_REQUESTED_KEY] = True
 
 
-def end_session_if_requested(authenticator: stauth.Authenticate) -> None:
+def end_session_if_requested(authenticator: stauth.Authenticate, db: Database) -> None:
     """Log out before anything is drawn, so this very run shows the login page (no rerun that
-    could drop the component deleting the cookie)."""
+    could drop the component deleting the cookie). The cookie is refused from now on too
+    (``auth.end_sessions``): a page opened before the browser deletes it stays logged out."""
     if st.session_state.pop(LOGOUT_REQUESTED_KEY, False):
+        username = st.session_state.get("username")
+        if username:
+            auth.end_sessions(db, username)
         authenticator.logout(location="unrendered")
         st.session_state.pop(USER_KEY, None)
         st.session_state.pop(LOGOUT_REASON_KEY, None)

@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
     goto,
     login,
     login_form,
+    logout,
     logout_button,
     main_area,
     menu,
@@ -63,6 +64,7 @@ ACCOUNTS = {
     "reload": _account("reload.scientist", "data_scientist"),
     "lockout": _account("locked.scientist", "data_scientist"),
     "logout": _account("logout.approver", "approver"),
+    "stale-cookie": _account("stale.scientist", "data_scientist"),
 }
 
 
@@ -286,6 +288,28 @@ def test_logout_ends_the_session(page: Page, portal: Portal, accounts: dict[str,
     goto(page, portal.url, "/promotions")
     expect(login_form(page)).to_be_visible()
     expect(main_area(page).get_by_text("Request, review and approve")).to_have_count(0)
+
+
+def test_a_cookie_from_before_the_logout_no_longer_logs_in(
+    page: Page, portal: Portal, accounts: dict[str, Account]
+) -> None:
+    """What a browser that has not deleted the cookie yet, or a copy of it, would send."""
+    user = accounts["stale-cookie"]
+    login(page, portal.url, user.username, user.password)
+    wait_for_cookie(page.context, present=True)
+    (cookie,) = [c for c in page.context.cookies() if c.get("name") == COOKIE_NAME]
+    logout(page)
+
+    page.context.add_cookies([cookie])  # type: ignore[list-item]
+    goto(page, portal.url, "/promotions")
+    expect(login_form(page)).to_be_visible()
+    expect(page.get_by_text("This session has ended: you logged out.")).to_be_visible()
+    expect(logout_button(page)).to_have_count(0)
+    shot(page, "logout-stale-cookie-refused")
+    wait_for_cookie(page.context, present=False)  # and the page deleted it again
+
+    login(page, portal.url, user.username, user.password)  # a new login works as before
+    heading(page, "Home")
 
 
 def test_admin_creates_a_team_and_a_user_and_verifies_the_audit_chain(

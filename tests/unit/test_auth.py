@@ -12,7 +12,13 @@ from models.types import utcnow
 from models.user import Role, User
 from services import users
 from services.access import Actor
-from services.auth import LOCKOUT, MAX_FAILED_LOGINS, authenticate, login_directory
+from services.auth import (
+    LOCKOUT,
+    MAX_FAILED_LOGINS,
+    authenticate,
+    end_sessions,
+    login_directory,
+)
 from services.db import Database
 from services.errors import AccountDisabled, AccountLocked, InvalidCredentials
 from tests.conftest import PASSWORD, make_user
@@ -99,3 +105,15 @@ def test_login_directory_never_carries_password_hashes(db: Database) -> None:
     make_user(db, "alice", Role.DATA_SCIENTIST)
     entry = login_directory(db)["usernames"]["alice"]
     assert entry["password"] == "" and entry["roles"] == ["data_scientist"]
+
+
+def test_logging_out_ends_the_accounts_sessions_and_is_recorded(db: Database) -> None:
+    make_user(db, "alice", Role.DATA_SCIENTIST)
+    before = utcnow()
+    end_sessions(db, "Alice")
+    with db.read() as session:
+        user = session.exec(select(User).where(User.username == "alice")).one()
+        actions = session.exec(select(AuditEvent.action)).all()
+    assert user.sessions_ended_at is not None and user.sessions_ended_at >= before
+    assert "auth.logout" in actions
+    end_sessions(db, "nobody")  # a session whose account is gone ends without error
