@@ -195,7 +195,7 @@ def _deliver(db: Database, settings: Settings, alert: BudgetAlert, run: AlertRun
         )
         audit.record(
             session,
-            actor="portal",
+            actor="system",
             action="usage.budget_alert",
             entity_type="team",
             entity_id=alert.team,
