@@ -5,6 +5,7 @@ exactly the effects one of them would have, and prints what it tried."""
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 from sqlalchemy import func, text
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from models.audit import AuditEvent
@@ -391,23 +393,33 @@ def stored_event(request_id: str) -> UsageEvent:
 
 @pytest.mark.postgres
 def test_an_ingest_in_a_deadlock_with_another_ingest_tries_its_batch_again(
-    tmp_path: Path, postgres: PostgresSchemas | None, request: pytest.FixtureRequest
+    tmp_path: Path,
+    postgres: PostgresSchemas | None,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A deadlock made deterministic: another ingest's open transaction has stored request
     "b"; the ingest of a file [a, b] stores "a" and waits for "b"; the other then stores "a"
-    too. PostgreSQL breaks the deadlock by failing one of them; when that is the ingest, it
-    rolls its batch back and tries it again, so either way the file is stored whole."""
+    too. PostgreSQL fails the first of the two whose ``deadlock_timeout`` runs out once both
+    wait: the ingest's (3 s, long enough for the other to start waiting however busy the
+    machine) before the other's (60 s). The ingest rolls its batch back and tries it again,
+    so the file is stored whole."""
+    caplog.set_level(logging.INFO, logger="services.gateway.ingest")
     url = database_url("postgresql", tmp_path, postgres, request)
     db = migrated(url, request)
     path = write_lines(tmp_path / "a-then-b.jsonl", [litellm("a", NOV_2), litellm("b", NOV_2)])
+    options = make_url(url).query.get("options", "")
+    ingest_url = make_url(url).update_query_dict({"options": f"{options} -cdeadlock_timeout=3s"})
+    ingest_url_text = ingest_url.render_as_string(hide_password=False)
     outcome: list[IngestResult | Exception] = []
     with Session(db.engine) as other:
+        other.connection().exec_driver_sql("SET deadlock_timeout = '60s'")
         other.add(stored_event("b"))
         other.flush()
         pid = int(other.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         ingesting = threading.Thread(
             target=lambda: outcome.extend(
-                simultaneously([lambda: ingest_with_own_engine(url, path)])
+                simultaneously([lambda: ingest_with_own_engine(ingest_url_text, path)])
             )
         )
         ingesting.start()
@@ -426,3 +438,5 @@ def test_an_ingest_in_a_deadlock_with_another_ingest_tries_its_batch_again(
     if isinstance(result, Exception):
         raise result
     assert result.summary() == "ingested=2 duplicates=0 rejected=0"
+    retries = [r for r in caplog.records if "a batch met another ingest" in r.getMessage()]
+    assert len(retries) == 1, "the ingest was not the one PostgreSQL failed"

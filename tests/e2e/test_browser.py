@@ -306,10 +306,17 @@ def test_a_cookie_from_before_the_logout_no_longer_logs_in(
     expect(page.get_by_text("This session has ended: you logged out.")).to_be_visible()
     expect(logout_button(page)).to_have_count(0)
     shot(page, "logout-stale-cookie-refused")
-    wait_for_cookie(page.context, present=False)  # and the page deleted it again
+    page.context.add_cookies([cookie])  # type: ignore[list-item]
+    goto(page, portal.url, "/")  # refused every time, not only once
+    expect(login_form(page)).to_be_visible()
+    expect(logout_button(page)).to_have_count(0)
 
     login(page, portal.url, user.username, user.password)  # a new login works as before
     heading(page, "Home")
+    deadline = time.monotonic() + 10  # the page writes a new cookie over the old one
+    while session_cookie(page.context) in (None, cookie.get("value")):
+        assert time.monotonic() < deadline, "no new login cookie within 10 s"
+        page.wait_for_timeout(100)
 
 
 def test_admin_creates_a_team_and_a_user_and_verifies_the_audit_chain(
