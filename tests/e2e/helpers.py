@@ -7,7 +7,7 @@ import itertools
 import time
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import BrowserContext, Cookie, Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,19 +149,35 @@ def open_menu_entry(page: Page, title: str) -> None:
     click(links.filter(has=page.get_by_text(title, exact=True)))
 
 
-def session_cookie(context: BrowserContext) -> str | None:
+def login_cookie(context: BrowserContext) -> Cookie | None:
+    """The login cookie as the browser keeps it (name, value, flags, expiry)."""
     for cookie in context.cookies():
         if cookie.get("name") == COOKIE_NAME:
-            return cookie.get("value")
+            return cookie
     return None
 
 
-def wait_for_cookie(context: BrowserContext, *, present: bool, timeout_s: float = 10) -> None:
-    """The cookie is written and deleted by a component in the page, a moment after the run."""
+def session_cookie(context: BrowserContext) -> str | None:
+    cookie = login_cookie(context)
+    return None if cookie is None else cookie.get("value")
+
+
+def wait_for_cookie(
+    context: BrowserContext, *, present: bool, replacing: str | None = None, timeout_s: float = 10
+) -> None:
+    """The cookie is written and deleted by a component in the page, a moment after the run.
+    With ``replacing``, wait for a cookie whose value is a new one."""
     deadline = time.monotonic() + timeout_s
-    while (session_cookie(context) is not None) != present:
+
+    def waiting() -> bool:
+        value = session_cookie(context)
+        if not present:
+            return value is not None
+        return value is None or value == replacing
+
+    while waiting():
         if time.monotonic() > deadline:
-            state = "set" if present else "deleted"
+            state = ("replaced" if replacing else "set") if present else "deleted"
             raise AssertionError(f"the {COOKIE_NAME} cookie was not {state} within {timeout_s} s")
         time.sleep(0.1)
 

@@ -17,13 +17,13 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import ADMIN, Account, Portal
 from tests.e2e.helpers import (
-    COOKIE_NAME,
     LOCKED,
     REFUSAL,
     choose,
     click,
     goto,
     login,
+    login_cookie,
     login_form,
     logout,
     logout_button,
@@ -190,7 +190,8 @@ def test_reload_keeps_the_page_and_the_login(
     # The login cookie as the browser keeps it: never sent by other sites' requests, and gone
     # after PORTAL_COOKIE_EXPIRY_DAYS (1). A cookie written by JavaScript cannot be HttpOnly,
     # and Secure is the HTTPS proxy's to add (README, Configuration).
-    (cookie,) = [c for c in page.context.cookies() if c.get("name") == COOKIE_NAME]
+    cookie = login_cookie(page.context)
+    assert cookie is not None
     assert cookie.get("sameSite") == "Strict" and cookie.get("path") == "/", cookie
     lifetime = cookie.get("expires", 0) - time.time()
     assert 23 * 3600 < lifetime <= 24 * 3600 + 60, lifetime
@@ -297,7 +298,8 @@ def test_a_cookie_from_before_the_logout_no_longer_logs_in(
     user = accounts["stale-cookie"]
     login(page, portal.url, user.username, user.password)
     wait_for_cookie(page.context, present=True)
-    (cookie,) = [c for c in page.context.cookies() if c.get("name") == COOKIE_NAME]
+    cookie = login_cookie(page.context)
+    assert cookie is not None
     logout(page)
 
     page.context.add_cookies([cookie])  # type: ignore[list-item]
@@ -313,10 +315,7 @@ def test_a_cookie_from_before_the_logout_no_longer_logs_in(
 
     login(page, portal.url, user.username, user.password)  # a new login works as before
     heading(page, "Home")
-    deadline = time.monotonic() + 10  # the page writes a new cookie over the old one
-    while session_cookie(page.context) in (None, cookie.get("value")):
-        assert time.monotonic() < deadline, "no new login cookie within 10 s"
-        page.wait_for_timeout(100)
+    wait_for_cookie(page.context, present=True, replacing=cookie.get("value"))  # a new one
 
 
 def test_admin_creates_a_team_and_a_user_and_verifies_the_audit_chain(
