@@ -234,8 +234,9 @@ def cmd_usage_ingest(args: argparse.Namespace) -> int:
     from models.usage import UsageSource
     from services.gateway.ingest import ingest
 
+    db = _database()
     result = ingest(
-        _database(),
+        db,
         get_settings(),
         actor=Actor.command_line(),
         location=args.location,
@@ -245,21 +246,21 @@ def cmd_usage_ingest(args: argparse.Namespace) -> int:
         print(rejection.describe(), file=sys.stderr)
     if result.rejected > len(result.rejections):
         print(f"… and {result.rejected - len(result.rejections)} more rejected", file=sys.stderr)
-    _check_budget_alerts(say_when_off=False)  # the ingest succeeded whatever the webhook says
+    _check_budget_alerts(db, say_when_off=False)  # the ingest succeeded whatever it says
     print(result.summary())
     return EXIT_OK
 
 
 def cmd_usage_alerts(args: argparse.Namespace) -> int:
-    return _check_budget_alerts(say_when_off=True)
+    return _check_budget_alerts(_database(), say_when_off=True)
 
 
-def _check_budget_alerts(*, say_when_off: bool) -> int:
+def _check_budget_alerts(db: Database, *, say_when_off: bool) -> int:
     """Tell the budget webhook of newly crossed warning levels (on stderr: what was sent and
     what failed, which the next check tries again); exit 1 if a delivery failed."""
     from services.gateway.budget_alerts import check_alerts
 
-    run = check_alerts(_database(), get_settings(), actor=Actor.command_line())
+    run = check_alerts(db, get_settings(), actor=Actor.command_line())
     for error in run.errors:
         print(error, file=sys.stderr)
     if run.configured or say_when_off:

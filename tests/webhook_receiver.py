@@ -28,8 +28,9 @@ class Receiver:
 
 
 @contextmanager
-def serve_receiver(path: str) -> Iterator[Receiver]:
-    """A receiver at ``http://127.0.0.1:<free port><path>`` while the block runs."""
+def serve_receiver(path: str, port: int = 0) -> Iterator[Receiver]:
+    """A receiver at ``http://127.0.0.1:<port><path>`` while the block runs (a free port unless
+    ``port`` is given: a test that sets the URL before the receiver is up chooses it)."""
     state: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -49,7 +50,7 @@ def serve_receiver(path: str) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     host, port = server.server_address[:2]
     state.append(Receiver(url=f"http://{host!s}:{port}{path}"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)

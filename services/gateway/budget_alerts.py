@@ -93,7 +93,7 @@ def recent_alerts(db: Database, *, actor: Actor, limit: int = 50) -> list[Budget
 def _claim(db: Database, status: BudgetStatus) -> None:
     """Rows for the levels ``status`` has crossed that have none yet: the highest pending,
     the others superseded. A level another check claimed first is left to it."""
-    crossed = sorted(level for level in status.levels if status.used * 100 >= level)
+    crossed = status.reached
     if not crossed:
         return
     with db.read() as session:

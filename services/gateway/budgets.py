@@ -47,10 +47,15 @@ class BudgetStatus:
         return float(self.forecast / self.amount) if self.amount else 0.0
 
     @property
+    def reached(self) -> list[int]:
+        """The warning levels already reached (percentages), lowest first."""
+        return sorted(level for level in self.levels if self.used * 100 >= level)
+
+    @property
     def crossed(self) -> int | None:
         """The highest warning level already reached (a percentage), if any."""
-        reached = [level for level in self.levels if self.used * 100 >= level]
-        return max(reached) if reached else None
+        reached = self.reached
+        return reached[-1] if reached else None
 
     @property
     def at_risk(self) -> bool:

@@ -38,7 +38,8 @@ from tests.processes import free_port
 from tests.promotion_support import Cast, file_request, model_with_versions
 from tests.training_support import launch_local, new_key, register_chat_dataset
 from tests.unit.gateway.support import SAMPLES, litellm, write_lines
-from tests.unit.promotions.test_cli_sync import SECRET, Receiver, receiving_on
+from tests.unit.promotions.test_cli_sync import SECRET
+from tests.webhook_receiver import serve_receiver
 
 T = TypeVar("T")
 NOV_2 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
@@ -93,8 +94,7 @@ def test_twenty_approvers_at_once_count_exactly_the_approvals_needed(
     )
     _, (_, v2) = model_with_versions(db, people.scientist)
     request_id = file_request(db, people.scientist, v2)
-    Receiver.received = []
-    with receiving_on(port):
+    with serve_receiver("/", port=port) as hook:
         outcomes = simultaneously(
             [
                 lambda a=a: promotions.approve(db, settings, actor=a, request_id=request_id)  # type: ignore[misc]
@@ -111,7 +111,7 @@ def test_twenty_approvers_at_once_count_exactly_the_approvals_needed(
         f"audit events approve={audited(db, 'promotion.approve')} "
         f"apply={audited(db, 'promotion.apply')}; request {request.request.status} with "
         f"{request.request.approvals} approvals; outbox {[(e.kind, e.status) for e in effects]}, "
-        f"webhook deliveries {len(Receiver.received)}"
+        f"webhook deliveries {len(hook.deliveries)}"
     )
     already = f"Request #{request_id} is already approved; nothing was changed."
     assert len(refusals) == 18 and set(refusals) == {already}
@@ -122,7 +122,8 @@ def test_twenty_approvers_at_once_count_exactly_the_approvals_needed(
         stages = {v.number: v.stage for v in session.exec(select(ModelVersion))}
     assert stages[2] == "production" and list(stages.values()).count("production") == 1
     assert [(e.kind, e.status) for e in effects] == [("webhook", SideEffectStatus.DONE.value)]
-    assert len(Receiver.received) == 1 and b'"event":"promotion.approved"' in Receiver.received[0]
+    (delivery,) = hook.deliveries
+    assert b'"event":"promotion.approved"' in delivery.body
 
 
 # ---------------------------------------------------------------- fine-tuning launches

@@ -7,9 +7,7 @@ from typing import Any
 
 from services.config import Settings
 from services.errors import ConfigurationError
-from services.webhooks import SIGNATURE_HEADER, post_signed, sign, verify
-
-__all__ = ["SIGNATURE_HEADER", "deliver", "sign", "verify"]
+from services.webhooks import post_signed
 
 
 def deliver(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from models.types import utcnow
 from services import promotions
 from services.config import Settings, get_settings
 from services.db import Database
-from services.promotions.targets import webhook
+from services.webhooks import SIGNATURE_HEADER, verify
 from tests.integration.promotions.conftest import (
     WEBHOOK_SECRET,
     Receiver,
@@ -50,9 +50,9 @@ def test_an_approval_posts_one_signed_event_the_pipeline_can_verify(
 
     (delivery,) = receiver.deliveries
     assert delivery.path == "/hooks/promotion"
-    signature = delivery.headers[webhook.SIGNATURE_HEADER]
-    assert webhook.verify(WEBHOOK_SECRET, delivery.body, signature)
-    assert not webhook.verify("some-other-secret-of-thirty-two-chars!!", delivery.body, signature)
+    signature = delivery.headers[SIGNATURE_HEADER]
+    assert verify(WEBHOOK_SECRET, delivery.body, signature)
+    assert not verify("some-other-secret-of-thirty-two-chars!!", delivery.body, signature)
     assert delivery.headers["X-Portal-Event"] == "promotion.approved"
     event = json.loads(delivery.body)
     assert event["event"] == "promotion.approved"
@@ -81,7 +81,7 @@ def test_a_rejection_posts_a_rejected_event_with_the_reason(
     )
 
     (delivery,) = receiver.deliveries
-    assert webhook.verify(WEBHOOK_SECRET, delivery.body, delivery.headers[webhook.SIGNATURE_HEADER])
+    assert verify(WEBHOOK_SECRET, delivery.body, delivery.headers[SIGNATURE_HEADER])
     event = json.loads(delivery.body)
     assert (event["event"], event["request_id"], event["approved_by"]) == (
         "promotion.rejected",

@@ -3,12 +3,7 @@ demand: side effects that failed are tried again, and the exit code says if any 
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import ClassVar
 
 import pytest
 from sqlalchemy import update
@@ -21,33 +16,9 @@ from services.config import get_settings
 from services.db import Database
 from tests.processes import free_port
 from tests.promotion_support import Cast, file_request, model_with_versions
+from tests.webhook_receiver import serve_receiver
 
 SECRET = "s" * 40
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append(body)
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def receiving_on(port: int) -> Iterator[None]:
-    server = http.server.HTTPServer(("127.0.0.1", port), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_sync_retries_a_webhook_that_was_down(
@@ -65,7 +36,6 @@ def test_sync_retries_a_webhook_that_was_down(
     settings = get_settings()
     _, (v1, _) = model_with_versions(db, people.scientist)
     request_id = file_request(db, people.scientist, v1, "staging")
-    Receiver.received = []
     promotions.approve(db, settings, actor=people.approvers[0], request_id=request_id)  # refused
     row = promotions.list_requests(
         db, actor=people.scientist, query=promotions.RequestFilter()
@@ -77,10 +47,11 @@ def test_sync_retries_a_webhook_that_was_down(
 
     with db.transaction() as session:
         session.exec(update(PromotionSideEffect).values(next_attempt_at=utcnow() - timedelta(1)))
-    with receiving_on(port):
+    with serve_receiver("/", port=port) as hook:
         assert main(["promotions", "sync"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "expired=0 failed=0"
-    assert len(Receiver.received) == 1 and b'"event":"promotion.approved"' in Receiver.received[0]
+    (delivery,) = hook.deliveries
+    assert b'"event":"promotion.approved"' in delivery.body
     row = promotions.list_requests(
         db, actor=people.scientist, query=promotions.RequestFilter()
     ).rows[0]
