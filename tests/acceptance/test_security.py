@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import jwt
@@ -30,6 +31,7 @@ from sqlmodel import select
 
 from models.promotion import PolicyUpdate, PromotionSideEffect
 from models.team import TeamCreate
+from models.usage import UsageSource
 from models.user import Role, UserCreate
 from pages.components.auth_views import build_authenticator
 from services import audit, auth, cli, promotions, teams, users
@@ -37,21 +39,32 @@ from services.access import Actor
 from services.config import get_settings
 from services.db import Database, upgrade_schema
 from services.errors import AuthenticationFailed, PortalError
-from services.gateway import billing
+from services.gateway import billing, budget_alerts
+from services.gateway.ingest import ingest
 from services.portal_home import cookie_key
 from services.promotions import policies
 from tests.conftest import make_user
 from tests.promotion_support import file_request, model_with_versions
 from tests.ui.conftest import signed_in
+from tests.unit.gateway.support import litellm, write_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 COOKIE_KEY = "cookie-key-Zq8vN3xT5wLp2KmR7sYd-0123456789"
 AWS_SECRET = "aws-secret-Hk4Jt9Wq2Zx7Cv1Bn6Mm"
 WEBHOOK_SECRET = "webhook-secret-Pq3Rs8Tu1Vw6Xy0Za4-0123456789"
+BUDGET_HOOK_SECRET = "budget-hook-secret-Wd2Fg7Hj4Kl9-0123456789"
 DB_PASSWORD = "db-password-Lm5Nb2Vc8Xz"
 USER_PASSWORD = "user-password-Gf7Hd3Sa9Qw"
 TYPED_WRONG = "typed-wrong-Ty6Ui1Op4As"
-SECRETS = (COOKIE_KEY, AWS_SECRET, WEBHOOK_SECRET, DB_PASSWORD, USER_PASSWORD, TYPED_WRONG)
+SECRETS = (
+    COOKIE_KEY,
+    AWS_SECRET,
+    WEBHOOK_SECRET,
+    BUDGET_HOOK_SECRET,
+    DB_PASSWORD,
+    USER_PASSWORD,
+    TYPED_WRONG,
+)
 
 
 def leaked(*texts: object) -> list[str]:
@@ -66,6 +79,8 @@ def secrets_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Non
         "PORTAL_COOKIE_KEY": COOKIE_KEY,
         "PORTAL_PROMOTION_WEBHOOK_URL": "http://127.0.0.1:9/deploy-hook",
         "PORTAL_PROMOTION_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PORTAL_BUDGET_WEBHOOK_URL": "http://127.0.0.1:9/budget-hook",
+        "PORTAL_BUDGET_WEBHOOK_SECRET": BUDGET_HOOK_SECRET,
         "PORTAL_AWS_REGION": "us-east-1",
         "PORTAL_AWS_ENDPOINT_URL": "http://127.0.0.1:9",
         "PORTAL_AWS_MAX_ATTEMPTS": "1",
@@ -83,6 +98,7 @@ def secrets_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Non
 
 def test_no_secret_in_errors_logs_or_the_audit_log(
     db: Database,
+    tmp_path: Path,
     secrets_set: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -121,6 +137,16 @@ def test_no_secret_in_errors_logs_or_the_audit_log(
         effects = session.exec(select(PromotionSideEffect)).all()
     assert any(e.last_error for e in effects), "the webhook should have failed"
     errors += [e.model_dump_json() for e in effects]
+    # a budget alert whose webhook cannot be reached
+    teams.create_team(db, actor=admin, data=TeamCreate(name="Payments", monthly_budget=Decimal(1)))
+    spend = [litellm("r1", "2026-11-02T09:00:00Z", response_cost=0.9)]  # 90 % of $1
+    usage = write_lines(tmp_path / "usage.jsonl", spend)
+    cli_actor = Actor.command_line()
+    ingest(db, settings, actor=cli_actor, location=str(usage), source=UsageSource.LITELLM)
+    alerts = budget_alerts.check_alerts(db, settings, actor=cli_actor, today=date(2026, 11, 11))
+    assert alerts.errors, "the budget webhook should have failed"
+    errors += alerts.errors
+    errors += [a.model_dump_json() for a in budget_alerts.recent_alerts(db, actor=admin)]
     # an AWS call that fails (nothing listens at the endpoint)
     with pytest.raises(PortalError) as aws_failure:
         billing.billed(
