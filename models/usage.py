@@ -17,6 +17,12 @@ from sqlmodel import Field, SQLModel
 
 from models.types import PRICE, UTCDateTime, utcnow
 
+EVENT_KEY = ("occurred_at", "source", "request_id")
+"""What makes a logged request the same one again: its request id, source and time. The
+time leads, so that storing events as they are logged (in time order) adds to the end of
+this index: keyed by the request id alone, every insert landed on a random page of it, and
+once the index outgrew the page cache each transaction rewrote most of it."""
+
 ROLLUP_KEY = ("day", "team", "user", "api_key_alias", "model", "provider", "tags")
 """The dimensions of one ``UsageDaily`` row, in the order of its unique constraint."""
 
@@ -40,7 +46,7 @@ class UsageEvent(SQLModel, table=True):
 
     __tablename__ = "usage_event"
     __table_args__ = (
-        UniqueConstraint("source", "request_id", name="uq_usage_event_request"),
+        UniqueConstraint(*EVENT_KEY, name="uq_usage_event_record"),
         # Drill-down and pruning select by day. Few distinct days, each growing at its end as
         # events arrive: indexing ``day`` costs an ingest a fifth of what indexing the exact
         # time did, whose every insert landed somewhere new in the index.

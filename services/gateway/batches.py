@@ -207,7 +207,7 @@ def seal(
     """``rows`` (priced, in ``FIELDS`` order) as a batch: unique, summed and driver-ready.
     Repeated text (teams, users, models) is shared, so a pickled batch stores it once. One
     pass over the rows: this runs for every record ingested."""
-    seen: set[str] = set()
+    seen: set[tuple[str, Any]] = set()
     remember = seen.add
     strings: dict[str, str] = {}
     share = strings.setdefault
@@ -219,10 +219,10 @@ def seal(
     keys: list[int] = []
     costs: list[str | None] = []
     for v in rows:
-        request_id = v[1]
-        if request_id in seen:
+        record = (v[1], v[2])  # ``models.usage.EVENT_KEY`` within one source
+        if record in seen:
             continue
-        remember(request_id)
+        remember(record)
         v[4] = team = share(v[4], v[4])
         v[5] = user = share(v[5], v[5])
         v[6] = alias = share(v[6], v[6])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from services.gateway.batches import PreparedBatch
 from services.gateway.binding import Binder
@@ -138,10 +138,15 @@ def _insert_sqlite(connection: Connection, events: list[tuple[Any, ...]]) -> lis
         return None
     if inserted == 0:
         return []
-    stored = set(
-        connection.execute(select(EVENTS.c.request_id).where(EVENTS.c.id > before)).scalars()
-    )
-    return [i for i, event in enumerate(events) if event[1] in stored]
+    # (request id, time as bound): ``event`` is in ``EVENT_COLUMNS`` order, and SQLite gives
+    # back the time text exactly as it was bound.
+    stored = {
+        (request_id, occurred_at)
+        for request_id, occurred_at in connection.exec_driver_sql(
+            "SELECT request_id, occurred_at FROM usage_event WHERE id > ?", (before,)
+        )
+    }
+    return [i for i, event in enumerate(events) if (event[1], event[2]) in stored]
 
 
 def _insert_copied(connection: Connection, events: list[tuple[Any, ...]]) -> list[int] | None:
@@ -149,4 +154,4 @@ def _insert_copied(connection: Connection, events: list[tuple[Any, ...]]) -> lis
     inserted = set(copy_insert(connection, EVENTS, EVENT_COLUMNS, events))
     if len(inserted) == len(events):
         return None
-    return [i for i, event in enumerate(events) if event[1] in inserted]
+    return [i for i, event in enumerate(events) if (event[1], event[2]) in inserted]

@@ -58,9 +58,9 @@ PRICE_REFRESH_SECONDS = 60.0  # admins' price overrides are re-read at most this
 
 
 def store_rows(db: Database, rows: list[Row]) -> int:
-    """Store priced LiteLLM usage rows whose request id is not stored yet, and add them to the
-    rollups, in one transaction, through the same batch path as a file ingest (repeated
-    request ids count once); returns how many were new."""
+    """Store priced LiteLLM usage rows not stored yet (by request id and time), and add them
+    to the rollups, in one transaction, through the same batch path as a file ingest (a
+    repeated record counts once); returns how many were new."""
     binder = binder_for(db)
     batch = seal([[row[name] for name in FIELDS] for row in rows], 0, [], binder)
     for attempt in range(1, 4):

@@ -17,6 +17,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
+from models.usage import EVENT_KEY
 from services.gateway.storage import COUNTERS, EVENTS, ROLLUP_KEYS
 
 _COMPILED: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -30,8 +31,8 @@ def copy_insert(
 ) -> list[Any]:
     """Insert ``rows`` (in ``columns`` order, values as the driver binds them) into ``table``
     in the caller's transaction, as ``storage.prepare``'s statement does: events that are
-    stored already are skipped, rollup rows add to the stored ones. Returns the request ids
-    of the events inserted (in ``rows`` order), or ``[]`` for a rollup."""
+    stored already are skipped, rollup rows add to the stored ones. Returns (request id,
+    time) of each event inserted, or ``[]`` for a rollup."""
     if not rows:
         return []
     staging = f"incoming_{table.name}"
@@ -52,7 +53,7 @@ def copy_insert(
     except raw.Error as exc:  # as SQLAlchemy wraps the driver's errors everywhere else
         raise DBAPIError.instance(statement, None, exc, raw.Error) from exc
     inserted = connection.exec_driver_sql(_insert_select(table, staging, columns))
-    return list(inserted.scalars()) if table is EVENTS else []
+    return [(request_id, at) for request_id, at in inserted] if table is EVENTS else []
 
 
 def _insert_select(table: Table, staging: str, columns: tuple[str, ...]) -> str:
@@ -65,11 +66,11 @@ def _insert_select(table: Table, staging: str, columns: tuple[str, ...]) -> str:
         # Rows are locked in key order, so two ingests storing some of the same requests (or
         # adding to the same rollup rows) at once wait for each other instead of deadlocking.
         if table is EVENTS:
-            rows = rows.order_by(source.c.source, source.c.request_id)
+            rows = rows.order_by(*(source.c[name] for name in EVENT_KEY))
             skip = stmt.from_select(list(columns), rows).on_conflict_do_nothing(
-                index_elements=["source", "request_id"]
+                index_elements=list(EVENT_KEY)
             )
-            compiled = skip.returning(table.c.request_id)
+            compiled = skip.returning(table.c.request_id, table.c.occurred_at)
         else:
             rows = rows.order_by(*(source.c[name] for name in ROLLUP_KEYS[table.name]))
             insert = stmt.from_select(list(columns), rows)

@@ -57,8 +57,8 @@ CHUNK_LINES = 10_000
 """Lines a worker process prepares at a time from a gzip file (read whole by the worker)."""
 BATCH_SIZE = 50_000
 """Records (at least) per transaction. A batch writes each index page it touches
-once, and new events land all over the indexes (request ids are random), so large batches
-write far less; a batch is also what a crashed run redoes, about a second of work."""
+once, and new events may land all over the indexes (records out of time order), so large
+batches write far less; a batch is also what a crashed run redoes, about a second of work."""
 MAX_LISTED_REJECTIONS = 1_000
 COMMIT_ATTEMPTS = 6
 """Tries of one batch that meets another ingest (a deadlock PostgreSQL broke), with a

@@ -3,9 +3,9 @@ in the caller's transaction, so a rollup never counts an event that was not stor
 event twice.
 
 Both statements are SQLAlchemy dialect inserts that work on SQLite and PostgreSQL alike:
-``INSERT … ON CONFLICT (source, request_id) DO NOTHING`` for events (after one query for the
-batch's ids already stored), and ``INSERT … ON CONFLICT (<rollup key>) DO UPDATE SET
-n = n + excluded.n`` for rollups. Each is compiled once per process and run with the DBAPI's
+``INSERT … ON CONFLICT (occurred_at, source, request_id) DO NOTHING`` for events (after one
+query for the batch's ids already stored), and ``INSERT … ON CONFLICT (<rollup key>) DO UPDATE
+SET n = n + excluded.n`` for rollups. Each is compiled once per process and run with the DBAPI's
 ``executemany`` over plain tuples: SQLAlchemy's per-row parameter handling cost more than the
 database's own work at gateway volumes.
 """
@@ -21,7 +21,14 @@ from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models.usage import ROLLUP_KEY, TEAM_MODEL_KEY, UsageDaily, UsageDailyTeamModel, UsageEvent
+from models.usage import (
+    EVENT_KEY,
+    ROLLUP_KEY,
+    TEAM_MODEL_KEY,
+    UsageDaily,
+    UsageDailyTeamModel,
+    UsageEvent,
+)
 from services.gateway.binding import column_processor
 
 Row = dict[str, Any]
@@ -87,7 +94,7 @@ def prepare(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Prepar
     if key not in _PREPARED:
         stmt = _dialect_insert(dialect)(table)
         if table is EVENTS:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["source", "request_id"])
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(EVENT_KEY))
         else:
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(ROLLUP_KEYS[table.name]),

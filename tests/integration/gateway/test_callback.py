@@ -200,21 +200,31 @@ def test_async_success_and_failure(sdk: SDK, usage_logger: Any, portal_db: Datab
     assert sum(r.requests for r in rollups(portal_db)) == 2
 
 
-def test_the_same_request_logged_twice_counts_once(
-    sdk: SDK, usage_logger: Any, portal_db: Database
-):
-    same = reply(sdk, response_id="chatcmpl-retried")
-    for _ in range(2):  # the same response id twice in one batch
-        sdk.litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response=same)
+def test_the_same_record_logged_twice_counts_once(sdk: SDK, usage_logger: Any, portal_db: Database):
+    record = {"standard_logging_object": litellm("chatcmpl-retried", time.time())}
+    for _ in range(2):  # twice in one batch
+        usage_logger.log_success_event(kwargs=record, response_obj=None, start_time=0, end_time=0)
     usage_logger.wait_for_calls(2)
     assert usage_logger.flush() == 1
-    record = {"standard_logging_object": litellm("chatcmpl-retried", time.time())}
     usage_logger.log_success_event(kwargs=record, response_obj=None, start_time=0, end_time=0)
     assert usage_logger.flush() == 0  # and again in a later batch
 
     assert [e.request_id for e in events(portal_db)] == ["chatcmpl-retried"]
     assert sum(r.requests for r in rollups(portal_db)) == 1
     assert (usage_logger.stored, usage_logger.duplicates) == (1, 2)
+
+
+def test_two_requests_answered_with_the_same_response_id_both_count(
+    sdk: SDK, usage_logger: Any, portal_db: Database
+):
+    same = reply(sdk, response_id="chatcmpl-fixed")  # some compatible servers reuse an id
+    for _ in range(2):
+        sdk.litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response=same)
+    usage_logger.wait_for_calls(2)
+    assert usage_logger.flush() == 2
+
+    assert [e.request_id for e in events(portal_db)] == ["chatcmpl-fixed"] * 2
+    assert sum(r.requests for r in rollups(portal_db)) == 2
 
 
 def test_requests_do_not_wait_for_a_slow_database(

@@ -40,7 +40,7 @@ def odd_lines() -> list[Any]:
         b"{not json",
         b"",
         b"  \t\r",
-        litellm("r0005", NOV_2 + 1),  # a request id seen before: counted once
+        litellm("r0005", NOV_2 + 5 * 600),  # a record seen before: counted once
         litellm("negative", NOV_2, prompt_tokens=-3),
         [litellm("in-list-1", NOV_2), litellm("in-list-2", NOV_2, cache_hit=True)],
         litellm("meta-text", NOV_2, metadata="not an object"),
