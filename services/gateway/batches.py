@@ -32,7 +32,7 @@ class PreparedBatch:
     """One transaction's worth of a file, as plain data (it crosses a process boundary)."""
 
     events: list[tuple[Any, ...]] = field(default_factory=list)
-    """Driver-ready ``usage_event`` rows, one per request id, in file order."""
+    """Driver-ready ``usage_event`` rows, one per record (request id and time), in file order."""
     costs: list[str | None] = field(default_factory=list)
     """Each event's exact cost (``None`` when unpriced), for ``regroup``."""
     keys: list[int] = field(default_factory=list)

@@ -2,8 +2,8 @@
 
 Each batch is one transaction holding its new events, the rollups they add to and the file's
 progress in the ledger (``IngestedFile``). A run stopped half-way (a crash, a kill) leaves
-whole batches behind; running it again re-reads the file, the unique (source, request id)
-skips what is stored, and the rest completes, counted once. Bad records are listed with
+whole batches behind; running it again re-reads the file, the unique (time, source, request
+id) skips what is stored, and the rest completes, counted once. Bad records are listed with
 file, line and reason, and never stop the rest of the file.
 
 Batches are prepared (parsed, priced, summed: ``batches``) apart from being stored
