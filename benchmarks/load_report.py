@@ -38,6 +38,7 @@ class Outcome:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, tuple[float, float]] = field(default_factory=dict)  # server, clients
     server_errors: list[str] = field(default_factory=list)
+    server_memory: tuple[float, float] | None = None  # MB resident at the end, and its peak
 
     def of(self, phase: str, page: str | None = None) -> list[Sample]:
         return [s for s in self.samples if s.phase == phase and page in (None, s.page)]
@@ -103,6 +104,9 @@ def print_report(args: argparse.Namespace, outcome: Outcome, load: tuple[float, 
             idle = outcome.cpu.get("alone", (0.0, 0.0))[0] if label == "alone" else None
             note = "" if idle is None else f" (the idle streamlit server used {idle:.1f} s of CPU)"
             print(f"usage ingest {label}: {run.seconds:.1f} s, {speed:,.0f} records/s{note}")
+    if outcome.server_memory is not None:
+        resident, peak = outcome.server_memory
+        print(f"streamlit memory: {resident:,.0f} MB resident at the end, peak {peak:,.0f} MB")
     found = outcome.errors()
     print(f"errors: {len(found)}")
     for problem, count in Counter(found).most_common(10):
@@ -144,6 +148,17 @@ def report_figures(args: argparse.Namespace, outcome: Outcome) -> list[Figure]:
     ))  # fmt: skip
     found = outcome.errors()
     result.append(Figure("errors", len(found), "errors", target="0", met=not found))
+    for phase in ("quiet", "ingest"):
+        if phase in outcome.phase_seconds and (ran := len(outcome.of(phase))):
+            server_cpu = outcome.cpu[phase][0]
+            if phase == "ingest":
+                ran += len(outcome.of("after ingest"))
+            result.append(Figure(f"server CPU a run, {phase}", server_cpu / ran * 1000, "ms"))
+    if outcome.server_memory is not None:
+        resident, peak = outcome.server_memory
+        result.append(
+            Figure("server memory at the end", resident, "MB", ratio=f"peak {peak:,.0f} MB")
+        )
     if outcome.alone is not None:
         result.append(
             Figure("usage ingest alone", args.records / outcome.alone.seconds, "records/s")

@@ -148,6 +148,15 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def memory_mb(self) -> tuple[float, float]:
+        """(resident, peak resident) memory of the streamlit process, in MB."""
+        status = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+            if ":" in line
+        )
+        return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
     def log_errors(self) -> list[str]:
         text = self.log.read_text(errors="replace")
         return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]

@@ -148,6 +148,7 @@ async def measure(args: argparse.Namespace, home: Path, ingest_file: Path) -> Ou
         await load.close()
         outcome.samples = load.samples
         outcome.server_errors = server.log_errors()
+        outcome.server_memory = server.memory_mb()
     return outcome
 
 
