@@ -42,7 +42,7 @@ BENCHMARKS = (
               ("--runs", "20", "--steps", "200", "--naive-runs", "10", "--light-runs", "1000")),
     Benchmark("local_job_startup", (), ("--records", "100", "--steps", "20")),
     Benchmark("usage_ingest", ("--records", "200000"),
-              ("--records", "20000", "--prefill", "200000"), postgres_flag=True),
+              ("--records", "50000", "--prefill", "200000"), postgres_flag=True),
     Benchmark("usage_reports", ("--events", "10000000", "--small", "100000"),
               ("--events", "1000000", "--small", "100000")),
     Benchmark("load_sessions", ("--sessions", "30", "--duration", "60", "--quiet", "30",
