@@ -13,6 +13,7 @@ no longer raised; callers still retry on it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
@@ -138,15 +139,11 @@ def _insert_sqlite(connection: Connection, events: list[tuple[Any, ...]]) -> lis
         return None
     if inserted == 0:
         return []
-    # (request id, time as bound): ``event`` is in ``EVENT_COLUMNS`` order, and SQLite gives
-    # back the time text exactly as it was bound.
-    stored = {
-        (request_id, occurred_at)
-        for request_id, occurred_at in connection.exec_driver_sql(
-            "SELECT request_id, occurred_at FROM usage_event WHERE id > ?", (before,)
-        )
-    }
-    return [i for i, event in enumerate(events) if (event[1], event[2]) in stored]
+    # SQLite gives back the time text exactly as it was bound.
+    stored = connection.exec_driver_sql(
+        "SELECT request_id, occurred_at FROM usage_event WHERE id > ?", (before,)
+    )
+    return _positions(events, {(request_id, at) for request_id, at in stored})
 
 
 def _insert_copied(connection: Connection, events: list[tuple[Any, ...]]) -> list[int] | None:
@@ -154,4 +151,13 @@ def _insert_copied(connection: Connection, events: list[tuple[Any, ...]]) -> lis
     inserted = set(copy_insert(connection, EVENTS, EVENT_COLUMNS, events))
     if len(inserted) == len(events):
         return None
-    return [i for i, event in enumerate(events) if (event[1], event[2]) in inserted]
+    return _positions(events, inserted)
+
+
+_RECORD = itemgetter(EVENT_COLUMNS.index("request_id"), EVENT_COLUMNS.index("occurred_at"))
+"""An event's (request id, time): within one batch's source, its ``models.usage.EVENT_KEY``."""
+
+
+def _positions(events: list[tuple[Any, ...]], stored: set[tuple[Any, Any]]) -> list[int]:
+    """Positions in ``events`` of those whose (request id, time) is in ``stored``."""
+    return [i for i, event in enumerate(events) if _RECORD(event) in stored]
