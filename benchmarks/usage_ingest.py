@@ -25,12 +25,14 @@ over 90 days, about 1.3 a second, so 200,000 records cover 1.8 days).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.figures import Figure, report
+from benchmarks.usage_reports import write_records
 from models.usage import UsageDaily, UsageEvent, UsageSource
 from services.access import Actor
 from services.config import Settings
@@ -137,8 +140,6 @@ TARGET, TARGET_RATE = "≥ 50,000/s", 50_000
 
 
 SETTINGS = Settings(report_tz="America/Los_Angeles")
-PREFILL_FILE = 500_000
-"""Compact records per file of the prefill."""
 
 
 def measure(
@@ -166,37 +167,22 @@ def measure(
 
 
 def prefill(db: Database, folder: Path, events: int) -> float:
-    """Store ``events`` compact requests (only the fields the portal reads) logged before
-    ``START``, in time order at ``ISSUE_RATE``, through the real ingest; returns records/s."""
+    """Store ``events`` compact requests (``usage_reports.write_records``: only the fields the
+    portal reads, random ids, in time order at ``ISSUE_RATE``) in the days before ``START``,
+    through the real ingest; returns the ingest's records/s."""
     upgrade_schema(db)
-    rng = random.Random(11)
+    days = events / (ISSUE_RATE * 86_400)
+    first_day = datetime.fromtimestamp(START, UTC).date() - timedelta(days=math.ceil(days))
+    path = folder / "prefill.jsonl"
+    write_records(path, events, seed=11, first_day=first_day, days=days)
     started = time.perf_counter()
-    for first in range(0, events, PREFILL_FILE):
-        path = folder / f"prefill-{first}.jsonl"
-        count = min(events, first + PREFILL_FILE) - first
-        with path.open("wb") as out:
-            for i in range(first, first + count):
-                user, model = rng.randrange(200), MODELS[rng.randrange(len(MODELS))]
-                record = {
-                    "id": f"chatcmpl-{uuid.UUID(int=rng.getrandbits(128))}",
-                    "startTime": START - (events - i) / ISSUE_RATE,
-                    "model": model, "status": "success", "custom_llm_provider": "openai",
-                    "prompt_tokens": rng.randrange(50, 4000), "completion_tokens": 200,
-                    "response_cost": 0.0 if model.startswith("in-house") else 0.002,
-                    "request_tags": [f"app:{('chat', 'search', 'batch')[user % 3]}"],
-                    "metadata": {
-                        "user_api_key_alias": f"key-{user}", "user_api_key_user_id": f"user{user}",
-                        "user_api_key_team_alias": f"team{user % 20}",
-                    },
-                }  # fmt: skip
-                out.write(orjson.dumps(record) + b"\n")
-        result = ingest(
-            db, SETTINGS, actor=Actor.command_line(), location=str(path),
-            source=UsageSource.LITELLM,
-        )  # fmt: skip
-        assert result.ingested == count, result.summary()
-        path.unlink()
-    return events / (time.perf_counter() - started)
+    result = ingest(
+        db, SETTINGS, actor=Actor.command_line(), location=str(path), source=UsageSource.LITELLM
+    )
+    seconds = time.perf_counter() - started
+    assert result.ingested == events, result.summary()
+    path.unlink()
+    return events / seconds
 
 
 def _cpu() -> float:

@@ -53,7 +53,7 @@ TAG_SETS = [["app:chat"], ["app:search", "env:prod"], ["app:batch"], []]
 
 
 def write_records(
-    path: Path, count: int, seed: int, *, first_day: date = START, days: int = DAYS
+    path: Path, count: int, seed: int, *, first_day: date = START, days: float = DAYS
 ) -> None:
     """``count`` synthetic LiteLLM records as JSON lines (only the fields the portal reads),
     spread evenly over ``days`` days from ``first_day``, in time order as a gateway logs them."""
