@@ -49,6 +49,11 @@ class Outcome:
         found += [r.problem for r in (self.alone, self.beside) if r and r.problem]
         return found
 
+    def runs_served(self, phase: str) -> int:
+        """Runs the server did in ``phase``'s seconds (the ingest phase's include the runs
+        asked for after the ingest ended, which its seconds cover too)."""
+        return len(self.of(phase)) + (len(self.of("after ingest")) if phase == "ingest" else 0)
+
     def runs_per_session(self, phase: str) -> Counter[int]:
         return Counter(s.session for s in self.of(phase))
 
@@ -87,9 +92,7 @@ def print_report(args: argparse.Namespace, outcome: Outcome, load: tuple[float, 
                     line += f"{percentile(own, 50):>12.0f}{percentile(own, 95):>8.0f}"
                 print(line)
     for phase, seconds in outcome.phase_seconds.items():
-        runs = len(outcome.of(phase)) + (
-            len(outcome.of("after ingest")) if phase == "ingest" else 0
-        )
+        runs = outcome.runs_served(phase)
         server, clients = outcome.cpu[phase]
         per_session = outcome.runs_per_session(phase).values()
         print(
@@ -149,10 +152,8 @@ def report_figures(args: argparse.Namespace, outcome: Outcome) -> list[Figure]:
     found = outcome.errors()
     result.append(Figure("errors", len(found), "errors", target="0", met=not found))
     for phase in ("quiet", "ingest"):
-        if phase in outcome.phase_seconds and (ran := len(outcome.of(phase))):
+        if phase in outcome.phase_seconds and (ran := outcome.runs_served(phase)):
             server_cpu = outcome.cpu[phase][0]
-            if phase == "ingest":
-                ran += len(outcome.of("after ingest"))
             result.append(Figure(f"server CPU a run, {phase}", server_cpu / ran * 1000, "ms"))
     if outcome.server_memory is not None:
         resident, peak = outcome.server_memory
