@@ -132,6 +132,7 @@ def _cookie_issued_at(authenticator: stauth.Authenticate, settings: Settings) ->
 
 def login_page(authenticator: stauth.Authenticate) -> Callable[[], None]:
     def login() -> None:
+        _delete_leftover_cookie(authenticator)
         _, middle, _ = st.columns([1, 1.6, 1])
         with middle:
             st.title("AI Ops Portal", anchor=False)
@@ -166,6 +167,16 @@ def login_page(authenticator: stauth.Authenticate) -> Callable[[], None]:
                 st.rerun()
 
     return login
+
+
+def _delete_leftover_cookie(authenticator: stauth.Authenticate) -> None:
+    """A login cookie the browser still holds while the login page shows was refused (its
+    session ended, its account is gone) or outlived a logout: delete it, again on every run
+    until the browser's cookies (the cookie component's report) no longer hold it. The
+    component that deletes it is dropped if a rerun replaces the page before it ran."""
+    model = authenticator.cookie_controller.cookie_model
+    if model.cookie_name in model.cookie_manager.cookies:
+        authenticator.cookie_controller.delete_cookie()
 
 
 def first_admin_page(db: Database) -> None:
